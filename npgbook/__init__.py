@@ -10,7 +10,7 @@ Modules follow the lecture note (van Heeswijk, 2022):
 * :mod:`npgbook.envs`, :mod:`npgbook.plots` -- CartPole observations and figure style.
 """
 
-from . import envs, plots
+from . import bandit, envs, plots
 from .divergences import MonteCarloEstimate, kl_divergence, kl_monte_carlo, policy_kl
 from .fisher import (
     fisher_categorical,
@@ -42,6 +42,7 @@ __all__ = [
     "NotPositiveDefiniteError",
     "Policy",
     "__version__",
+    "bandit",
     "conjugate_gradient",
     "envs",
     "fisher_categorical",
