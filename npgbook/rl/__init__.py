@@ -1,0 +1,55 @@
+"""Reinforcement learning with the note's Algorithm 1: rollouts, advantages, NPG/TRPO/REINFORCE.
+
+* :mod:`npgbook.rl.rollout` -- vectorized rollouts on gymnasium environments (line 1);
+* :mod:`npgbook.rl.advantages` -- GAE(lambda) with a value baseline (line 2);
+* :mod:`npgbook.rl.value` -- the learned value baseline;
+* :mod:`npgbook.rl.algorithms` -- the updates (lines 3-4) and the shared training loop.
+"""
+
+from .advantages import gae, normalize_advantages
+from .algorithms import (
+    ALGORITHMS,
+    HELP,
+    IterationRecord,
+    PolicyData,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    UpdateResult,
+    UpdateSkippedWarning,
+    first_solved,
+    npg_update,
+    policy_gradient,
+    reinforce_update,
+    surrogate,
+    train,
+    trpo_update,
+)
+from .rollout import Batch, VectorSampler, evaluate_policy, make_vector_env
+from .value import ValueFunction
+
+__all__ = [
+    "ALGORITHMS",
+    "HELP",
+    "Batch",
+    "IterationRecord",
+    "PolicyData",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "UpdateResult",
+    "UpdateSkippedWarning",
+    "ValueFunction",
+    "VectorSampler",
+    "evaluate_policy",
+    "first_solved",
+    "gae",
+    "make_vector_env",
+    "normalize_advantages",
+    "npg_update",
+    "policy_gradient",
+    "reinforce_update",
+    "surrogate",
+    "train",
+    "trpo_update",
+]

@@ -1,0 +1,286 @@
+r"""Collecting trajectories :math:`\mathcal D_k` on the current policy (Algorithm 1, line 1).
+
+A :class:`VectorSampler` steps a gymnasium vector environment (``gym.make_vec``) with the
+policy :math:`\pi_{\theta_k}` and writes every transition into preallocated arrays of
+shape ``(T, N)`` (``T`` steps of ``N`` environments).
+
+**Autoreset.** Gymnasium 1.x vector environments reset a finished sub-environment in the
+``NEXT_STEP`` mode: the step that ends an episode returns the episode's *last*
+observation, and the following call to ``step`` ignores the action, resets that
+sub-environment and returns the new first observation with reward 0 and
+``terminated = truncated = False``. That call is not an environment step. The sampler
+marks its slot ``valid = False``; it is never counted, never used for a gradient and
+never part of an advantage. Because the last observation is returned by the step that
+ends the episode, ``obs[t + 1]`` is always the true successor of ``obs[t]`` at a valid
+slot, including the final observation of an episode cut by the time limit, which is
+what the truncation bootstrap :math:`V(s_{T})` needs (see :mod:`npgbook.rl.advantages`).
+No transition crosses an episode boundary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._checks import require_int
+from ..policies import MLPCategoricalPolicy, Policy
+
+VECTORIZATION_MODES = ("sync", "async", "vector_entry_point")
+
+
+@dataclass
+class Batch:
+    r"""The trajectories of one iteration, time-major, with ``N`` parallel environments.
+
+    Attributes:
+        obs: observations, shape ``(T + 1, N, obs_dim)``; ``obs[t]`` is seen before step
+            ``t`` and ``obs[T]`` is the observation after the last step.
+        actions: actions taken, shape ``(T, N)``.
+        rewards: rewards, shape ``(T, N)`` (0 on invalid slots).
+        terminated: the step ended the episode in a terminal state, shape ``(T, N)``.
+        truncated: the step ended the episode by the time limit, shape ``(T, N)``.
+        valid: the slot is a real environment step (``False`` on the autoreset call that
+            follows an episode end), shape ``(T, N)``.
+        episode_returns, episode_lengths: returns and lengths of the episodes that ended
+            during this batch, in the order they ended.
+        episode_end_steps: the sampler's cumulative environment-step count when each of
+            those episodes ended.
+        episode_end_times: ``time.perf_counter()`` when each of them ended.
+    """
+
+    obs: Tensor
+    actions: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    valid: Tensor
+    episode_returns: list[float] = field(default_factory=list)
+    episode_lengths: list[int] = field(default_factory=list)
+    episode_end_steps: list[int] = field(default_factory=list)
+    episode_end_times: list[float] = field(default_factory=list)
+
+    @property
+    def n_steps(self) -> int:
+        """Number of real environment steps in the batch (valid slots)."""
+        return int(self.valid.sum())
+
+    def flat(self) -> tuple[Tensor, Tensor]:
+        """Observations and actions of the valid slots, shapes ``(M, obs_dim)`` and ``(M,)``."""
+        return self.obs[:-1][self.valid], self.actions[self.valid]
+
+
+def make_vector_env(
+    env_id: str = "CartPole-v1", num_envs: int = 8, vectorization_mode: str = "sync"
+) -> gym.vector.VectorEnv:
+    """``gym.make_vec(env_id, num_envs, vectorization_mode)``, with checked arguments.
+
+    Args:
+        env_id: a registered gymnasium id with a vector observation and discrete actions.
+        num_envs: number of parallel copies ``N``.
+        vectorization_mode: ``"sync"`` (copies stepped in turn in this process; the fastest
+            for CartPole on two cores), ``"async"`` (one subprocess per copy) or
+            ``"vector_entry_point"`` (the environment's own numpy-vectorized version).
+    """
+    num_envs = require_int("num_envs", num_envs)
+    if vectorization_mode not in VECTORIZATION_MODES:
+        raise ValueError(f"vectorization_mode must be one of {VECTORIZATION_MODES}, got {vectorization_mode!r}")
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a string, got {type(env_id).__name__}")
+    try:
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode)
+    except gym.error.Error as exc:
+        raise ValueError(f"env_id {env_id!r} cannot be made: {exc}") from exc
+
+
+def _logits_fn(policy: Policy, theta: Tensor) -> Callable[[Tensor], Tensor]:
+    """A fast ``obs -> logits`` map for a fixed ``theta``, for acting in the environment.
+
+    For :class:`~npgbook.policies.MLPCategoricalPolicy` the weights are unflattened once
+    and the tanh network is evaluated with plain matrix products, which is several times
+    faster per call than :func:`torch.func.functional_call` on small batches (the unit
+    tests check it against :meth:`~npgbook.policies.MLPCategoricalPolicy.logits`).
+    """
+    if isinstance(policy, MLPCategoricalPolicy):
+        weights = list(policy.unflatten(theta).values())
+        layers = [(w.T.contiguous(), b) for w, b in zip(weights[::2], weights[1::2])]
+        *hidden, (w_out, b_out) = layers
+
+        def logits(obs: Tensor) -> Tensor:
+            for w, b in hidden:
+                obs = torch.tanh(torch.addmm(b, obs, w))
+            return torch.addmm(b_out, obs, w_out)
+
+        return logits
+    return lambda obs: policy._distribution(theta, obs).logits
+
+
+class VectorSampler:
+    r"""Runs a discrete-action policy on a vector environment and records :class:`Batch` es.
+
+    The environment keeps running across calls to :meth:`collect`: an episode that is
+    still going at the end of one batch continues in the next one, exactly as if the
+    batches were one long rollout.
+
+    Args:
+        env: a gymnasium vector environment with a 1-D ``Box`` observation, a
+            ``Discrete`` action space and the ``NEXT_STEP`` autoreset mode (the default of
+            ``gym.make_vec``).
+        seed: seeds the environment copies (``seed, seed + 1, ..., seed + N - 1``).
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, seed: int) -> None:
+        if not isinstance(env, gym.vector.VectorEnv):
+            raise TypeError(f"env must be a gymnasium VectorEnv, got {type(env).__name__}")
+        mode = env.metadata.get("autoreset_mode")
+        if mode != gym.vector.AutoresetMode.NEXT_STEP:
+            raise ValueError(f"env must use the NEXT_STEP autoreset mode, got {mode!r}")
+        obs_space, act_space = env.single_observation_space, env.single_action_space
+        if not isinstance(act_space, gym.spaces.Discrete):
+            raise TypeError(f"env must have a Discrete action space, got {act_space}")
+        if not isinstance(obs_space, gym.spaces.Box):
+            raise TypeError(f"env must have a Box observation space, got {obs_space}")
+        if len(obs_space.shape) != 1:
+            raise ValueError(f"env must have a 1-D observation space, got shape {obs_space.shape}")
+        self.env = env
+        self.num_envs: int = env.num_envs
+        self.obs_dim: int = int(obs_space.shape[0])
+        self.n_actions: int = int(act_space.n)
+        obs, _ = env.reset(seed=require_int("seed", seed, minimum=0))
+        self._obs = np.asarray(obs, dtype=np.float32)
+        self._needs_reset = np.zeros(self.num_envs, dtype=bool)  # the next call is an autoreset
+        self._episode_return = np.zeros(self.num_envs, dtype=np.float64)
+        self._episode_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.total_steps = 0  # real environment steps so far
+
+    def close(self) -> None:
+        """Close the environment."""
+        self.env.close()
+
+    def collect(self, policy: Policy, theta: Tensor, steps_per_env: int, generator: torch.Generator) -> Batch:
+        r"""Run :math:`\pi_\theta` for ``steps_per_env`` vector steps and return the batch.
+
+        Actions are drawn by inverse-CDF sampling from uniforms generated up front with
+        ``generator``, so the sampling is fixed by the generator's seed.
+
+        Args:
+            policy: a discrete policy whose observation size and action count match the env.
+            theta: its flat parameter vector.
+            steps_per_env: ``T``, the number of calls to ``env.step`` (slots per copy).
+            generator: the source of all sampling randomness.
+        """
+        if not policy.discrete or policy.stateless:
+            raise ValueError("policy must be a discrete policy that reads observations")
+        if policy.obs_dim != self.obs_dim or policy.n_actions != self.n_actions:
+            raise ValueError(
+                f"policy has obs_dim={policy.obs_dim}, n_actions={policy.n_actions}; the env has "
+                f"obs_dim={self.obs_dim}, n_actions={self.n_actions}"
+            )
+        T = require_int("steps_per_env", steps_per_env)
+        N = self.num_envs
+        theta = policy.check_theta(theta).detach()
+        obs_buf = np.empty((T + 1, N, self.obs_dim), dtype=np.float32)
+        act_buf = np.empty((T, N), dtype=np.int64)
+        rew_buf = np.empty((T, N), dtype=np.float32)
+        term_buf = np.empty((T, N), dtype=bool)
+        trunc_buf = np.empty((T, N), dtype=bool)
+        valid_buf = np.empty((T, N), dtype=bool)
+        uniforms = torch.rand((T, N, 1), generator=generator, dtype=policy.dtype)
+        logits_of = _logits_fn(policy, theta)
+        returns: list[float] = []
+        lengths: list[int] = []
+        end_steps: list[int] = []
+        end_times: list[float] = []
+        obs = self._obs
+        with torch.no_grad():
+            for t in range(T):
+                obs_buf[t] = obs
+                valid = ~self._needs_reset
+                valid_buf[t] = valid
+                probs = torch.softmax(logits_of(torch.from_numpy(obs_buf[t]).to(policy.dtype)), dim=-1)
+                cdf = probs.cumsum(-1)[:, :-1]
+                action = (uniforms[t] >= cdf).sum(-1).numpy()
+                act_buf[t] = action
+                obs, reward, terminated, truncated, _ = self.env.step(action)
+                obs = np.asarray(obs, dtype=np.float32)
+                reward = np.where(valid, reward, 0.0)
+                terminated = np.logical_and(terminated, valid)
+                truncated = np.logical_and(truncated, valid)
+                rew_buf[t], term_buf[t], trunc_buf[t] = reward, terminated, truncated
+                self.total_steps += int(valid.sum())
+                self._episode_return += reward
+                self._episode_length += valid
+                done = terminated | truncated
+                if done.any():
+                    now = time.perf_counter()
+                    for i in np.flatnonzero(done):
+                        returns.append(float(self._episode_return[i]))
+                        lengths.append(int(self._episode_length[i]))
+                        end_steps.append(self.total_steps)
+                        end_times.append(now)
+                    self._episode_return[done] = 0.0
+                    self._episode_length[done] = 0
+                self._needs_reset = done
+        obs_buf[T] = obs
+        self._obs = obs
+        return Batch(
+            obs=torch.from_numpy(obs_buf).to(policy.dtype),
+            actions=torch.from_numpy(act_buf),
+            rewards=torch.from_numpy(rew_buf).to(policy.dtype),
+            terminated=torch.from_numpy(term_buf),
+            truncated=torch.from_numpy(trunc_buf),
+            valid=torch.from_numpy(valid_buf),
+            episode_returns=returns,
+            episode_lengths=lengths,
+            episode_end_steps=end_steps,
+            episode_end_times=end_times,
+        )
+
+
+def evaluate_policy(
+    policy: Policy,
+    theta: Tensor,
+    *,
+    env_id: str = "CartPole-v1",
+    n_episodes: int = 20,
+    seed: int = 0,
+    deterministic: bool = True,
+    generator: torch.Generator | None = None,
+) -> np.ndarray:
+    """Returns of ``n_episodes`` fresh episodes, one per copy of a vector env, run in parallel.
+
+    Args:
+        policy, theta: the policy to evaluate.
+        env_id: the environment.
+        n_episodes: number of episodes (= parallel copies); each copy's first episode counts.
+        seed: seeds the copies ``seed, ..., seed + n_episodes - 1``.
+        deterministic: take the most probable action (the usual evaluation) instead of sampling.
+        generator: sampling randomness when ``deterministic`` is false.
+    """
+    n_episodes = require_int("n_episodes", n_episodes)
+    env = make_vector_env(env_id, n_episodes, "sync")
+    try:
+        obs, _ = env.reset(seed=require_int("seed", seed, minimum=0))
+        logits_of = _logits_fn(policy, policy.check_theta(theta).detach())
+        totals = np.zeros(n_episodes)
+        running = np.ones(n_episodes, dtype=bool)
+        if not deterministic and generator is None:
+            raise ValueError("generator is required when deterministic is False")
+        with torch.no_grad():
+            while running.any():
+                logits = logits_of(torch.as_tensor(np.asarray(obs), dtype=policy.dtype))
+                if deterministic:
+                    action = logits.argmax(-1).numpy()
+                else:
+                    action = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0].numpy()
+                obs, reward, terminated, truncated, _ = env.step(action)
+                totals += np.where(running, reward, 0.0)
+                running &= ~(terminated | truncated)
+    finally:
+        env.close()
+    return totals
