@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from .rl import ALGORITHMS, HELP, TrainConfig, Trainer, evaluate_policy, first_solved
+from .rl import ALGORITHMS, HELP, TrainConfig, Trainer, evaluate_policy, first_solved, learning_curve
 from .rl.algorithms import DTYPES, IterationRecord
 from .rl.rollout import VECTORIZATION_MODES
 
@@ -108,12 +108,8 @@ def plot_learning_curve(
     fig = Figure(figsize=(9, 3.4), dpi=90)
     ax_ret, ax_kl = fig.subplots(1, 2)
     if returns:
-        r = np.asarray(returns)
-        ax_ret.plot(end_steps, r, ".", ms=2, alpha=0.3, label="episode return")
-        window = np.minimum(np.arange(1, r.size + 1), 20)
-        c = np.concatenate([[0.0], np.cumsum(r)])
-        running = (c[1:] - c[np.arange(r.size) + 1 - window]) / window
-        ax_ret.plot(end_steps, running, label="mean of last 20")
+        ax_ret.plot(end_steps, returns, ".", ms=2, alpha=0.3, label="episode return")
+        ax_ret.plot(end_steps, learning_curve(returns, end_steps, np.asarray(end_steps)), label="mean of last 20")
     ax_ret.axhline(475, color="grey", ls=":", label="475 (solved)")
     ax_ret.set(xlabel="environment steps", ylabel="return", title=f"{config.algo} on {config.env_id}, seed {config.seed}")
     ax_ret.legend(fontsize=8)

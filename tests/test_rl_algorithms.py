@@ -281,3 +281,16 @@ def test_first_solved():
 def test_trainer_needs_a_config():
     with pytest.raises(TypeError, match="TrainConfig"):
         Trainer({"algo": "npg"})
+
+
+def test_learning_curve():
+    from npgbook.rl import learning_curve
+
+    returns, steps = [10.0, 20.0, 30.0, 40.0], [5, 9, 9, 20]
+    got = learning_curve(returns, steps, np.array([5, 8, 9, 19, 20, 100]), window=2)
+    assert got.tolist() == [10.0, 10.0, 25.0, 25.0, 35.0, 35.0]
+    assert learning_curve(returns, steps, np.array([9]), window=20).tolist() == [20.0]  # fewer than window so far
+    with pytest.raises(ValueError, match="before the first episode"):
+        learning_curve(returns, steps, np.array([4]))
+    with pytest.raises(ValueError, match="end_steps"):
+        learning_curve(returns, steps[:2], np.array([9]))

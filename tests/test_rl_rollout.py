@@ -172,3 +172,21 @@ def test_evaluate_policy():
     assert sampled.shape == (5,)
     with pytest.raises(ValueError, match="generator"):
         evaluate_policy(policy, theta, n_episodes=2, deterministic=False)
+
+
+def test_evaluate_actor_matches_single_environments():
+    """A fixed actor (always push left) scores the same as on gym.make envs seeded seed + i."""
+    from npgbook.rl import evaluate_actor
+
+    returns = evaluate_actor(lambda obs: np.zeros(len(obs), dtype=np.int64), n_episodes=4, seed=7)
+    expected = []
+    for i in range(4):
+        env = gym.make("CartPole-v1")
+        env.reset(seed=7 + i)
+        total, done = 0.0, False
+        while not done:
+            _, r, term, trunc, _ = env.step(0)
+            total += r
+            done = term or trunc
+        expected.append(total)
+    assert returns.tolist() == expected

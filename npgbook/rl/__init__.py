@@ -18,6 +18,7 @@ from .algorithms import (
     UpdateResult,
     UpdateSkippedWarning,
     first_solved,
+    learning_curve,
     npg_update,
     policy_gradient,
     reinforce_update,
@@ -25,7 +26,7 @@ from .algorithms import (
     train,
     trpo_update,
 )
-from .rollout import Batch, VectorSampler, evaluate_policy, make_vector_env
+from .rollout import Batch, VectorSampler, evaluate_actor, evaluate_policy, make_vector_env
 from .value import ValueFunction
 
 __all__ = [
@@ -41,9 +42,11 @@ __all__ = [
     "UpdateSkippedWarning",
     "ValueFunction",
     "VectorSampler",
+    "evaluate_actor",
     "evaluate_policy",
     "first_solved",
     "gae",
+    "learning_curve",
     "make_vector_env",
     "normalize_advantages",
     "npg_update",

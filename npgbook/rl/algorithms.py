@@ -110,7 +110,7 @@ class TrainConfig:
     cg_rtol: float = 1e-10
     backtrack_coef: float = 0.8
     max_backtracks: int = 10
-    learning_rate: float = 0.05
+    learning_rate: float = 1.0
     hidden: tuple[int, ...] = (32, 32)
     value_hidden: tuple[int, ...] = (64, 64)
     value_lr: float = 3e-3
@@ -529,3 +529,28 @@ def first_solved(returns: list[float] | np.ndarray, *, window: int = 20, thresho
     means = (c[window:] - c[:-window]) / window
     hits = np.flatnonzero(means >= threshold - 1e-9 * max(1.0, abs(threshold)))
     return int(hits[0]) + window - 1 if hits.size else None
+
+
+def learning_curve(
+    returns: list[float] | np.ndarray, end_steps: list[int] | np.ndarray, grid: np.ndarray, *, window: int = 20
+) -> np.ndarray:
+    """The mean return of the last ``window`` finished episodes, read off at each env-step count in ``grid``.
+
+    Puts runs whose episodes end at different steps on one axis, so that several seeds can
+    be averaged. Episodes that ended at or before ``grid[i]`` count for entry ``i``.
+
+    Raises:
+        ValueError: if a grid point comes before the first episode ended.
+    """
+    window = require_int("window", window)
+    r = np.asarray(returns, dtype=np.float64)
+    s = np.asarray(end_steps)
+    if r.ndim != 1 or r.shape != s.shape or r.size == 0:
+        raise ValueError("returns and end_steps must be non-empty 1-D arrays of one length")
+    grid = np.asarray(grid)
+    count = np.searchsorted(s, grid, side="right")  # episodes finished by each grid point
+    if np.any(count == 0):
+        raise ValueError(f"grid starts at {grid.min()}, before the first episode ended (step {s[0]})")
+    c = np.concatenate([[0.0], np.cumsum(r)])
+    lo = np.maximum(count - window, 0)
+    return (c[count] - c[lo]) / (count - lo)

@@ -242,6 +242,33 @@ class VectorSampler:
         )
 
 
+def evaluate_actor(
+    act: Callable[[np.ndarray], np.ndarray], *, env_id: str = "CartPole-v1", n_episodes: int = 20, seed: int = 0
+) -> np.ndarray:
+    """Returns of ``n_episodes`` fresh episodes, one per copy of a vector env, run in parallel.
+
+    Args:
+        act: maps a batch of observations ``(n_episodes, obs_dim)`` to a batch of actions
+            (any agent: an npgbook policy, or another library's model in the benchmark).
+        env_id: the environment.
+        n_episodes: number of episodes (= parallel copies); each copy's first episode counts.
+        seed: seeds the copies ``seed, ..., seed + n_episodes - 1``.
+    """
+    n_episodes = require_int("n_episodes", n_episodes)
+    env = make_vector_env(env_id, n_episodes, "sync")
+    try:
+        obs, _ = env.reset(seed=require_int("seed", seed, minimum=0))
+        totals = np.zeros(n_episodes)
+        running = np.ones(n_episodes, dtype=bool)
+        while running.any():
+            obs, reward, terminated, truncated, _ = env.step(np.asarray(act(np.asarray(obs))))
+            totals += np.where(running, reward, 0.0)
+            running &= ~(terminated | truncated)
+    finally:
+        env.close()
+    return totals
+
+
 def evaluate_policy(
     policy: Policy,
     theta: Tensor,
@@ -252,35 +279,23 @@ def evaluate_policy(
     deterministic: bool = True,
     generator: torch.Generator | None = None,
 ) -> np.ndarray:
-    """Returns of ``n_episodes`` fresh episodes, one per copy of a vector env, run in parallel.
+    """Returns of ``n_episodes`` fresh episodes of the policy (see :func:`evaluate_actor`).
 
     Args:
         policy, theta: the policy to evaluate.
-        env_id: the environment.
-        n_episodes: number of episodes (= parallel copies); each copy's first episode counts.
-        seed: seeds the copies ``seed, ..., seed + n_episodes - 1``.
+        env_id, n_episodes, seed: as in :func:`evaluate_actor`.
         deterministic: take the most probable action (the usual evaluation) instead of sampling.
         generator: sampling randomness when ``deterministic`` is false.
     """
-    n_episodes = require_int("n_episodes", n_episodes)
-    env = make_vector_env(env_id, n_episodes, "sync")
-    try:
-        obs, _ = env.reset(seed=require_int("seed", seed, minimum=0))
-        logits_of = _logits_fn(policy, policy.check_theta(theta).detach())
-        totals = np.zeros(n_episodes)
-        running = np.ones(n_episodes, dtype=bool)
-        if not deterministic and generator is None:
-            raise ValueError("generator is required when deterministic is False")
+    if not deterministic and generator is None:
+        raise ValueError("generator is required when deterministic is False")
+    logits_of = _logits_fn(policy, policy.check_theta(theta).detach())
+
+    def act(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            while running.any():
-                logits = logits_of(torch.as_tensor(np.asarray(obs), dtype=policy.dtype))
-                if deterministic:
-                    action = logits.argmax(-1).numpy()
-                else:
-                    action = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0].numpy()
-                obs, reward, terminated, truncated, _ = env.step(action)
-                totals += np.where(running, reward, 0.0)
-                running &= ~(terminated | truncated)
-    finally:
-        env.close()
-    return totals
+            logits = logits_of(torch.as_tensor(obs, dtype=policy.dtype))
+            if deterministic:
+                return logits.argmax(-1).numpy()
+            return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0].numpy()
+
+    return evaluate_actor(act, env_id=env_id, n_episodes=n_episodes, seed=seed)
