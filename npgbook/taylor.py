@@ -24,8 +24,9 @@ maximized by :math:`\Delta\theta(\lambda) = F^{-1}g/\lambda`. Its maximum, the *
 This module provides those pieces (:func:`kl_model`, :func:`penalty_objective`,
 :func:`penalty_maximizer`, :func:`dual_function`, :func:`lambda_for_epsilon`), and evaluates the
 Taylor models against the exact functions along a ray :math:`\theta + t u`
-(:func:`kl_along_ray`, :func:`objective_along_ray`), with :func:`fit_loglog_slope` to read off
-the order of their errors.
+(:func:`kl_along_ray`, :func:`objective_along_ray`, with the coefficients of :math:`J`'s models
+from :func:`objective_derivatives`), with :func:`fit_loglog_slope` to read off the order of
+their errors.
 """
 
 from __future__ import annotations
@@ -272,6 +273,43 @@ class ObjectiveRay:
     hessian: Tensor
 
 
+def _scalar_objective(objective: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    def checked(point: Tensor) -> Tensor:
+        value = objective(point)
+        if not isinstance(value, Tensor) or value.ndim != 0:
+            raise ValueError("objective must return a scalar tensor")
+        return value
+
+    return checked
+
+
+def objective_derivatives(objective: Callable[[Tensor], Tensor], theta: Tensor) -> tuple[float, Tensor, Tensor]:
+    r"""Value, gradient and Hessian of an objective: :math:`J(\theta)`, :math:`\nabla J(\theta)`, :math:`\nabla^2 J(\theta)`.
+
+    The coefficients of the Taylor models of :math:`J`. Computed with
+    :func:`torch.autograd.functional.jacobian` and :func:`torch.autograd.functional.hessian`
+    (not :mod:`torch.func`, so that the objective may validate its input with ordinary Python
+    control flow, as :meth:`npgbook.bandit.GaussianBandit.expected_reward` does).
+
+    Args:
+        objective: a twice differentiable :math:`\theta \mapsto J(\theta)` returning a scalar tensor,
+            e.g. ``lambda th: bandit.expected_reward(policy, th)``.
+        theta: the point.
+
+    Raises:
+        ValueError: if the objective is not a scalar, or the value, gradient or Hessian is not finite.
+    """
+    theta = _vector("theta", theta)
+    checked = _scalar_objective(objective)
+    value = checked(theta)
+    require_finite("objective(theta)", value)
+    gradient = torch.autograd.functional.jacobian(checked, theta)
+    hess = torch.autograd.functional.hessian(checked, theta)
+    require_finite("gradient of objective", gradient)
+    require_finite("Hessian of objective", hess)
+    return float(value), gradient, hess
+
+
 def objective_along_ray(
     objective: Callable[[Tensor], Tensor],
     theta: Tensor,
@@ -287,9 +325,7 @@ def objective_along_ray(
         direction: the direction :math:`u`.
         lengths: positive step lengths :math:`t`.
 
-    Gradient and Hessian come from :func:`torch.autograd.functional.jacobian` and
-    :func:`torch.autograd.functional.hessian` (not :mod:`torch.func`, so that the objective may
-    validate its input with ordinary Python control flow).
+    The coefficients come from :func:`objective_derivatives`.
 
     Raises:
         ValueError: if the objective is not a finite scalar at a point of the ray.
@@ -297,19 +333,8 @@ def objective_along_ray(
     theta = _vector("theta", theta)
     u = _vector("direction", direction, theta.shape[0]).to(theta.dtype)
     ts = _lengths(lengths)
-
-    def checked(point: Tensor) -> Tensor:
-        value = objective(point)
-        if not isinstance(value, Tensor) or value.ndim != 0:
-            raise ValueError("objective must return a scalar tensor")
-        return value
-
-    j0 = checked(theta)
-    require_finite("objective(theta)", j0)
-    gradient = torch.autograd.functional.jacobian(objective, theta)
-    hess = torch.autograd.functional.hessian(objective, theta)
-    require_finite("gradient of objective", gradient)
-    require_finite("Hessian of objective", hess)
+    checked = _scalar_objective(objective)
+    j0, gradient, hess = objective_derivatives(objective, theta)
     slope, curvature = float(gradient @ u), float(u @ hess @ u)
     values = []
     with torch.no_grad():
@@ -317,5 +342,5 @@ def objective_along_ray(
             value = checked(theta + float(t) * u)
             require_finite(f"objective at length {t}", value)
             values.append(float(value))
-    linear = float(j0) + slope * ts
+    linear = j0 + slope * ts
     return ObjectiveRay(ts, np.array(values), linear, linear + 0.5 * curvature * ts**2, gradient, hess)

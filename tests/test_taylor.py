@@ -17,6 +17,7 @@ from npgbook.taylor import (
     kl_model,
     lambda_for_epsilon,
     objective_along_ray,
+    objective_derivatives,
     penalty_maximizer,
     penalty_objective,
 )
@@ -230,3 +231,21 @@ def test_objective_along_ray_rejects_bad_objectives():
         objective_along_ray(lambda th: torch.log(1.0 - th[0]), theta, u, [0.5, 2.0])  # NaN at t = 2
     with pytest.raises(ValueError, match="direction"):
         objective_along_ray(lambda th: th.sum(), theta, torch.ones(3), [0.1])
+
+
+@given(st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_objective_derivatives_of_a_quadratic_are_exact(n, seed):
+    a, b = spd(n, seed)
+    value, gradient, hess = objective_derivatives(lambda th: 0.5 * th @ a @ th + b @ th + 2.0, b)
+    assert math.isclose(value, float(0.5 * b @ a @ b + b @ b + 2.0), rel_tol=1e-12)
+    assert torch.allclose(gradient, a @ b + b, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(hess, a, rtol=1e-12, atol=1e-12)
+
+
+def test_objective_derivatives_reject_bad_input():
+    with pytest.raises(ValueError, match="theta"):
+        objective_derivatives(lambda th: th.sum(), torch.tensor([[1.0]]))
+    with pytest.raises(ValueError, match="scalar"):
+        objective_derivatives(lambda th: th, torch.ones(2))
+    with pytest.raises(ValueError, match="gradient"):
+        objective_derivatives(lambda th: torch.sqrt(th).sum(), torch.tensor([0.0, 1.0]))  # infinite slope at 0
