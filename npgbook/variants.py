@@ -1,0 +1,230 @@
+r"""Two more update rules for the CartPole trainer of :mod:`npgbook.rl` (the note's §6).
+
+The note's §6 names K-FAC as a remedy for the cost of the Fisher matrix, and first-order
+optimizers such as Adam as what natural gradients must compete with. Both plug into
+:class:`npgbook.rl.Trainer` as an update rule with the signature of
+:func:`npgbook.rl.npg_update`, so that rollouts, advantages, value baseline and bookkeeping are
+identical and only the update differs:
+
+* :func:`kfac_npg_update` -- Algorithm 1 with :math:`\hat H^{-1}\hat g` from the K-FAC matrix
+  (:mod:`npgbook.kfac`) instead of conjugate gradient, :math:`\lambda` = ``config.cg_damping``;
+* :class:`AdamUpdate` -- vanilla policy-gradient ascent on :math:`\hat g` with Adam
+  (Kingma & Ba, 2015) at learning rate ``config.learning_rate``.
+
+:func:`train_with_update` runs the trainer with one of them, :func:`train_many` runs several
+configurations in parallel processes, and :func:`policy_snapshot` trains briefly and returns a
+policy with a fresh batch, the test bench of chapter 6.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ._checks import DTYPE, require_int
+from .kfac import kfac_fisher, kfac_natural_step
+from .policies import MLPCategoricalPolicy, Policy
+from .rl import (
+    IterationRecord,
+    PolicyData,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    UpdateResult,
+    UpdateSkippedWarning,
+    gae,
+    policy_gradient,
+    train,
+)
+from .solvers import NotPositiveDefiniteError
+
+UpdateRule = Callable[[Policy, Tensor, PolicyData, TrainConfig], UpdateResult]
+
+
+def kfac_npg_update(policy: Policy, theta: Tensor, data: PolicyData, config: TrainConfig) -> UpdateResult:
+    r"""Algorithm 1 with the K-FAC Fisher: :math:`\theta_k + \sqrt{2\delta/\hat g^\top d}\; d`, :math:`d = (\hat F_{\text{K-FAC}}+\lambda I)^{-1}\hat g`.
+
+    The factors are built on the batch states with the exact expectation over actions, so
+    the only approximation beyond the sampled states is K-FAC's own. An update whose
+    :math:`\hat g^\top d` is not positive and finite is skipped (parameters unchanged).
+    """
+    if not isinstance(policy, MLPCategoricalPolicy):
+        raise TypeError(f"policy must be an MLPCategoricalPolicy, got {type(policy).__name__}")
+    grad = policy_gradient(policy, theta, data)
+    grad_norm = float(grad.norm())
+    if not (torch.isfinite(grad).all() and grad_norm > 0.0):
+        return UpdateResult(theta=theta, accepted=False, grad_norm=grad_norm, skipped="gradient is 0 or not finite")
+    approx = kfac_fisher(policy, theta, data.obs)
+    try:
+        step = kfac_natural_step(grad, approx, config.delta, config.cg_damping)
+    except NotPositiveDefiniteError as exc:
+        return UpdateResult(theta=theta, accepted=False, grad_norm=grad_norm, skipped=str(exc))
+    new = (theta + step.step).detach()
+    if not bool(torch.isfinite(new).all()):
+        return UpdateResult(theta=theta, accepted=False, grad_norm=grad_norm, skipped="new parameters not finite")
+    return UpdateResult(theta=new, accepted=True, quad=step.quad, grad_norm=grad_norm, step_fraction=1.0)
+
+
+class AdamUpdate:
+    r"""Vanilla policy-gradient ascent with Adam: :math:`\theta_{k+1} = \theta_k + \text{Adam}(\hat g_k)`.
+
+    Adam keeps running means of :math:`\hat g` and of :math:`\hat g^2` (elementwise) and steps by
+    :math:`\alpha\,\hat m/(\sqrt{\hat v}+10^{-8})`: a per-coordinate rescaling by the typical
+    gradient size, not a curvature or KL correction. One instance keeps that state across the
+    iterations of one run; use a fresh instance per run.
+    """
+
+    def __init__(self) -> None:
+        self._param: torch.nn.Parameter | None = None
+        self._optimizer: torch.optim.Adam | None = None
+
+    def __call__(self, policy: Policy, theta: Tensor, data: PolicyData, config: TrainConfig) -> UpdateResult:
+        grad = policy_gradient(policy, theta, data)
+        grad_norm = float(grad.norm())
+        if not bool(torch.isfinite(grad).all()):
+            return UpdateResult(theta=theta, accepted=False, grad_norm=grad_norm, skipped="gradient not finite")
+        if self._param is None or self._optimizer is None:
+            self._param = torch.nn.Parameter(theta.detach().clone())
+            self._optimizer = torch.optim.Adam([self._param], lr=config.learning_rate)
+        elif theta.shape != self._param.shape:
+            raise ValueError(
+                f"theta has shape {tuple(theta.shape)}, but this AdamUpdate was started with shape "
+                f"{tuple(self._param.shape)}; use a fresh instance per run"
+            )
+        with torch.no_grad():
+            self._param.copy_(theta)
+        self._param.grad = -grad.to(self._param.dtype)  # Adam minimizes: ascend J by descending -J
+        self._optimizer.step()
+        new = self._param.detach().clone()
+        return UpdateResult(theta=new, accepted=bool(grad.any()), grad_norm=grad_norm, step_fraction=1.0)
+
+
+def train_with_update(config: TrainConfig, update: UpdateRule) -> TrainResult:
+    """Run :class:`npgbook.rl.Trainer` with ``config`` but with ``update`` as the update rule.
+
+    ``config.algo`` only labels the run here; everything else (environments, seeds, batch
+    sizes, advantages, value baseline, :math:`\\delta`, damping, learning rate) is taken from
+    ``config`` as usual.
+    """
+    if not callable(update):
+        raise TypeError(f"update must be callable, got {type(update).__name__}")
+    trainer = Trainer(config)
+    trainer.update = update
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
+    return TrainResult(config, trainer.history, trainer.episodes, trainer.policy, trainer.theta, trainer.value)
+
+
+UPDATE_RULES: tuple[str, ...] = ("npg", "trpo", "reinforce", "kfac-npg", "adam")
+"""Names accepted by :func:`train_many`: the trainer's own rules, and this module's two."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What :func:`train_many` returns for one run: enough to plot and compare, small to pickle.
+
+    Attributes:
+        rule: the update rule's name (see :data:`UPDATE_RULES`).
+        config: the hyperparameters.
+        history: one :class:`npgbook.rl.IterationRecord` per iteration.
+        episode_returns, episode_end_steps: every finished episode's return and the
+            environment-step count at its end.
+    """
+
+    rule: str
+    config: TrainConfig
+    history: list[IterationRecord]
+    episode_returns: list[float]
+    episode_end_steps: list[int]
+
+
+def _run(job: tuple[str, TrainConfig]) -> RunSummary:
+    rule, config = job
+    with warnings.catch_warnings():  # a skipped update is recorded in the history (``skipped``)
+        warnings.simplefilter("ignore", UpdateSkippedWarning)
+        if rule == "kfac-npg":
+            result = train_with_update(config.replace(algo="npg"), kfac_npg_update)
+        elif rule == "adam":
+            result = train_with_update(config.replace(algo="reinforce"), AdamUpdate())
+        else:
+            result = train(config.replace(algo=rule))
+    return RunSummary(rule, result.config, result.history, result.episodes.returns, result.episodes.end_steps)
+
+
+def train_many(jobs: Sequence[tuple[str, TrainConfig]], processes: int = 2) -> list[RunSummary]:
+    """Train each ``(rule, config)`` job, ``processes`` at a time in fresh (spawned) processes.
+
+    Each run is single-threaded (``config.num_threads``) and independent, so two processes use
+    two cores fully. ``processes=1`` runs everything in this process. The result order is the
+    job order, and a run's outcome depends only on its configuration (seeded), not on the
+    process that ran it.
+
+    Args:
+        jobs: pairs of an update-rule name from :data:`UPDATE_RULES` and a configuration
+            (``config.algo`` is set from the rule).
+        processes: worker processes, at least 1.
+
+    Raises:
+        ValueError: if ``processes`` is not a positive integer, a job is not a pair, or a rule is unknown.
+        TypeError: if a configuration is not a :class:`npgbook.rl.TrainConfig`.
+    """
+    processes = require_int("processes", processes)
+    jobs = list(jobs)
+    for job in jobs:
+        if not (isinstance(job, (tuple, list)) and len(job) == 2):
+            raise ValueError(f"jobs must be (rule, config) pairs, got {job!r}")
+        rule, config = job
+        if rule not in UPDATE_RULES:
+            raise ValueError(f"rule must be one of {UPDATE_RULES}, got {rule!r}")
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if processes == 1 or len(jobs) <= 1:
+        return [_run(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_run, jobs))
+
+
+def policy_snapshot(config: TrainConfig, steps_per_env: int) -> tuple[MLPCategoricalPolicy, Tensor, PolicyData]:
+    r"""Train with ``config``, then collect one more batch; return it in float64 for analysis.
+
+    The batch is what the next update of Algorithm 1 would see: ``steps_per_env`` steps of
+    each of ``config.num_envs`` environments on :math:`\pi_{\theta_k}`, advantages by GAE with
+    the trained value baseline, normalized as the trainer does.
+
+    Returns:
+        ``(policy, theta, data)``: a float64 copy of the policy network, its parameters
+        :math:`\theta_k`, and the batch (states, actions, advantages, old log-probabilities).
+    """
+    steps_per_env = require_int("steps_per_env", steps_per_env)
+    trainer = Trainer(config)
+    try:
+        trainer.run()
+        batch = trainer.sampler.collect(trainer.policy, trainer.theta, steps_per_env, trainer.sample_generator)
+        advantages, _ = gae(
+            batch.rewards,
+            trainer.value(batch.obs),
+            batch.terminated,
+            batch.truncated,
+            batch.valid,
+            gamma=config.gamma,
+            lam=config.gae_lambda,
+        )
+    finally:
+        trainer.close()
+    obs, actions = batch.flat()
+    data = trainer.policy_data(obs, actions, advantages[batch.valid])  # normalized as in training
+    source = trainer.policy
+    policy = MLPCategoricalPolicy(source.obs_dim, source.n_actions, source.hidden, DTYPE)
+    theta = trainer.theta.to(DTYPE)
+    obs = data.obs.to(DTYPE)
+    with torch.no_grad():
+        old_log_probs = policy.distribution(theta, obs).log_prob(actions)
+    return policy, theta, PolicyData(obs, actions, data.advantages.to(DTYPE), old_log_probs)
