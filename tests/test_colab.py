@@ -29,14 +29,17 @@ CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 TORCH_PIN = "torch==2.13.0"
 
 
-def first_code_cell(path: Path) -> str:
+def first_code_cell(path: Path) -> str | None:
+    """The source of the notebook's first code cell, or None for a text-only chapter."""
     cells = json.loads(path.read_text())["cells"]
-    return "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+    return next(("".join(c["source"]) for c in cells if c["cell_type"] == "code"), None)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_install_cells_pin_this_version(path):
     cell = first_code_cell(path)
+    if cell is None:
+        pytest.skip("a text-only chapter runs nothing, so it installs nothing")
     assert 'find_spec("npgbook") is None' in cell, "the first code cell must install npgbook only where missing"
     assert "NPGBOOK_SOURCE" in cell
     tags = re.findall(r"@v([0-9][0-9a-z.]*)", cell)
