@@ -132,7 +132,7 @@ def report(results: dict) -> None:
         "# NPG variants against Adam on CartPole: ten seeds",
         "",
         "Produced by `python benchmarks/npg_variants.py` (raw results in `npg_variants.json`).",
-        "Chapter 6 runs a three-seed, 8,192-step version itself; it does not load these results.",
+        "Chapter 6 runs a five-seed, 8,192-step version itself; it does not load these results.",
         "",
         f"Adam's learning rate was tuned on seeds {tune['seeds'][0]}–{tune['seeds'][-1]} ({tune['steps']:,} steps): "
         + ", ".join(f"{lr} → {v:.0f}" for lr, v in tune["mean_return"].items())
