@@ -4,7 +4,7 @@ The heavy version of the sweep in chapter 6 ("Problems with natural gradients").
 CartPole-shaped policies (4 inputs, 2 actions, two tanh hidden layers of width h, so
 n = h^2 + 8h + 2 parameters) and N = 128 CartPole states, it times the build and the solve of
 each route (shortest of --repeats runs, one thread) and measures the peak rise of resident
-memory (Linux), with ``npgbook.cost.measure_natural_gradient_cost``:
+memory (Linux), with ``npgbook.experiments.cost.measure_natural_gradient_cost``:
 
 * dense: up to h = 96 (n = 9,986; the matrix alone is 0.8 GB) -- larger sizes are extrapolated;
 * CG (10 Fisher-vector products, damping 0.01) and K-FAC: up to h = 1000 (n = 1,008,002).
@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 import npgbook as nb
-from npgbook import cost
+from npgbook.experiments import cost
+from npgbook.problems import envs
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "fisher_cost.json"
@@ -53,7 +54,7 @@ LAPTOP_BYTES = 16e9
 def measure(repeats: int) -> dict:
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
-    obs = nb.envs.cartpole_observations(N_STATES, seed=0)
+    obs = envs.cartpole_observations(N_STATES, seed=0)
     rows = []
     for h in ALL_WIDTHS:
         policy = nb.MLPCategoricalPolicy(4, 2, (h, h))

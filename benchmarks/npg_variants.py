@@ -3,7 +3,7 @@
 The heavy version of the CartPole comparison at the end of chapter 6. Every run is chapter 5's
 NPG setup (``npgbook.rl.TrainConfig`` defaults: 8 envs x 128 steps per iteration, GAE, value
 baseline, delta = 0.02, tanh 32-32) with only the update rule changed
-(``npgbook.variants``):
+(``npgbook.experiments.variants``):
 
 1. ``tune``: Adam's learning rate is chosen on seeds 100-104 (not the comparison's seeds) from
    {0.003, 0.01, 0.02, 0.05, 0.1} by the mean last-20-episode return after 20,480 steps;
@@ -33,7 +33,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from npgbook import rl, variants
+from npgbook import rl
+from npgbook.experiments import variants
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "npg_variants.json"

@@ -1,46 +1,39 @@
 """npgbook: the library behind the executable book on natural policy gradients.
 
-One module per idea of the lecture note (van Heeswijk, 2022), in the order the book meets them:
+It follows the lecture note (van Heeswijk, 2022) and is laid out in three layers, so that what a
+reader would reuse stands apart from what only the book needs.
+
+**The core library** -- one module per idea of the note, none of which imports the layers below:
 
 * :mod:`npgbook.policies` -- policy families with flat parameter vectors;
-* :mod:`npgbook.bandit` -- a Gaussian-bump bandit with closed-form :math:`J` and exact gradient (§1-§2);
-* :mod:`npgbook.ascent` -- vanilla and natural gradient ascent loops on exact objectives (§1-§5);
-* :mod:`npgbook.trust_region` -- Euclidean and KL-constrained steps solved with scipy (§2, §5);
-* :mod:`npgbook.mdp` -- exact finite MDPs, tabular softmax policies, Kakade's Fisher matrix (§2, §5);
 * :mod:`npgbook.divergences` -- KL divergence, closed form and Monte Carlo (§3);
-* :mod:`npgbook.fisher` -- the Fisher matrix three ways, Fisher-vector products (§3-§4);
+* :mod:`npgbook.fisher` -- the Fisher matrix three ways, sampled estimates, Fisher-vector products
+  (§3-§4);
 * :mod:`npgbook.metric` -- the Fisher matrix as a metric: KL balls, changes of coordinates (§3);
-* :mod:`npgbook.taylor` -- Lagrangian relaxation and the Taylor models of :math:`J` and the KL (§4);
-* :mod:`npgbook.fisher_cost` -- sampled Fisher estimators and what building :math:`F` costs (§4);
 * :mod:`npgbook.solvers` -- conjugate gradient on matrix-free operators (§5-§6);
-* :mod:`npgbook.natural` -- the natural-gradient step :math:`\\sqrt{2\\epsilon/g^\\top F^{-1}g}\\,F^{-1}g` (§5);
-* :mod:`npgbook.rl` -- Algorithm 1 (NPG), TRPO and REINFORCE on gymnasium environments (§5);
-* :mod:`npgbook.brittleness`, :mod:`npgbook.cost`, :mod:`npgbook.kfac`, :mod:`npgbook.variants` --
-  the problems of §6: singular Fisher matrices and damping, the cost of :math:`F^{-1}g`, K-FAC, Adam;
-* :mod:`npgbook.claims` -- the note's checkable claims, each with the check that decides it (§7);
-* :mod:`npgbook.envs`, :mod:`npgbook.plots` -- CartPole observations and figure style.
+* :mod:`npgbook.natural` -- the natural-gradient step
+  :math:`\\sqrt{2\\epsilon/g^\\top F^{-1}g}\\,F^{-1}g` (§5);
+* :mod:`npgbook.kfac` -- the Kronecker-factored Fisher approximation (§6);
+* :mod:`npgbook.rl` -- Algorithm 1 (NPG), TRPO and the vanilla policy gradient on gymnasium
+  environments (§5).
+
+**The book's worked problems** (:mod:`npgbook.problems`): the Gaussian-bump bandit, exact finite
+MDPs, CartPole observations -- tasks whose answers are known.
+
+**The book's experiments** (:mod:`npgbook.experiments`): ascent loops, trust-region solves, Taylor
+models, brittleness of sampled Fisher matrices, costs, and the §6 variants -- the computations
+behind the chapters' figures.
+
+**The claims** (:mod:`npgbook.claims`): every checkable statement of the note with the check that
+decides it (§7), built on all three.
 """
 
-from . import (
-    ascent,
-    bandit,
-    brittleness,
-    claims,
-    cost,
-    envs,
-    fisher_cost,
-    kfac,
-    mdp,
-    metric,
-    plots,
-    rl,
-    taylor,
-    trust_region,
-    variants,
-)
+from . import claims, experiments, kfac, metric, plots, problems, rl
 from .divergences import MonteCarloEstimate, kl_divergence, kl_monte_carlo, policy_kl
 from .fisher import (
     fisher_categorical,
+    fisher_from_sample_hessians,
+    fisher_from_samples,
     fisher_gaussian,
     fisher_kl_hessian,
     fisher_score_outer,
@@ -69,15 +62,12 @@ __all__ = [
     "NotPositiveDefiniteError",
     "Policy",
     "__version__",
-    "ascent",
-    "bandit",
-    "brittleness",
     "claims",
     "conjugate_gradient",
-    "cost",
-    "envs",
+    "experiments",
     "fisher_categorical",
-    "fisher_cost",
+    "fisher_from_sample_hessians",
+    "fisher_from_samples",
     "fisher_gaussian",
     "fisher_kl_hessian",
     "fisher_score_outer",
@@ -85,16 +75,13 @@ __all__ = [
     "kfac",
     "kl_divergence",
     "kl_monte_carlo",
-    "mdp",
     "metric",
     "natural_gradient",
     "natural_step",
     "plots",
     "policy_kl",
+    "problems",
     "rl",
     "sample_actions",
     "score_vectors",
-    "taylor",
-    "trust_region",
-    "variants",
 ]

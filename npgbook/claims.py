@@ -33,24 +33,27 @@ import torch
 from scipy.spatial.distance import directed_hausdorff
 from torch import Tensor
 
-from . import brittleness, cost, envs, kfac, metric, rl, taylor, variants
-from . import mdp as finite_mdp
-from .ascent import AscentPath, natural_ascent, vanilla_ascent
-from .bandit import GaussianBandit
+from . import kfac, metric, rl
 from .divergences import kl_divergence, policy_kl
+from .experiments import brittleness, cost, taylor, variants
+from .experiments.ascent import AscentPath, natural_ascent, vanilla_ascent
+from .experiments.trust_region import ball_kl, circle_directions, maximize_in_region
 from .fisher import (
     fisher_categorical,
+    fisher_from_sample_hessians,
+    fisher_from_samples,
     fisher_gaussian,
     fisher_kl_hessian,
     fisher_score_outer,
     fisher_vector_product,
     score_vectors,
 )
-from .fisher_cost import fisher_from_sample_hessians, fisher_from_samples
 from .natural import natural_gradient, natural_step
 from .policies import CategoricalPolicy, GaussianPolicy, MLPCategoricalPolicy, sample_actions
+from .problems import envs
+from .problems import mdp as finite_mdp
+from .problems.bandit import GaussianBandit
 from .solvers import conjugate_gradient
-from .trust_region import ball_kl, circle_directions, maximize_in_region
 
 Outcome = Literal["holds", "holds approximately", "does not hold as stated"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)

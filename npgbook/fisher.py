@@ -30,7 +30,14 @@ import torch
 from torch import Tensor
 from torch.func import grad, hessian, jacrev, vmap
 
-from ._checks import DTYPE, as_tensor, require_finite, require_int, require_positive, require_vector
+from ._checks import (
+    DTYPE,
+    as_tensor,
+    require_finite,
+    require_int,
+    require_positive,
+    require_vector,
+)
 from .divergences import _policy_kl
 from .policies import GaussianPolicy, Parameterization, Policy, sample_actions
 
@@ -169,3 +176,44 @@ def fisher_vector_product(
         return product.detach() + damping * v
 
     return fvp
+
+
+def fisher_from_samples(policy: Policy, theta: Tensor, actions: Tensor, obs: Tensor | None = None) -> Tensor:
+    r"""The sample Fisher matrix :math:`\hat F = \frac1N\sum_{i=1}^N s_i s_i^\top`, :math:`s_i = \nabla_\theta\log\pi_\theta(a_i\mid s_i)`.
+
+    Unbiased for the Fisher matrix when each action is drawn from the policy itself,
+    :math:`a_i \sim \pi_\theta(\cdot\mid s_i)`; its error then shrinks like :math:`1/\sqrt N`. It is
+    positive semi-definite for every sample (a sum of outer products) and has rank at most
+    :math:`N`. The scores come from :func:`npgbook.score_vectors` (``vmap`` over ``grad``).
+
+    Args:
+        policy: the policy :math:`\pi_\theta`.
+        theta: the parameters at which :math:`F` is estimated.
+        actions: the sampled actions, shape ``(N,)``.
+        obs: the states the actions were taken in, shape ``(N, obs_dim)``; ``None`` for a
+            stateless policy.
+    """
+    scores = score_vectors(policy, theta, actions, obs)
+    return scores.T @ scores / scores.shape[0]
+
+
+def fisher_from_sample_hessians(policy: Policy, theta: Tensor, actions: Tensor, obs: Tensor | None = None) -> Tensor:
+    r"""The other sample estimate, :math:`\hat H = -\frac1N\sum_{i=1}^N \nabla^2_\theta\log\pi_\theta(a_i\mid s_i)`.
+
+    Its expectation is also :math:`F` (the Hessian form of the Fisher matrix, chapter 3), but unlike
+    :func:`fisher_from_samples` it is *not* positive semi-definite sample by sample: for a
+    Gaussian in :math:`(\mu,\sigma)` one action with :math:`|a-\mu| < \sigma/\sqrt3` already gives a
+    negative diagonal entry. Computed as the autograd Hessian
+    (:func:`torch.autograd.functional.hessian`) of the mean negative log-likelihood of the batch.
+
+    Args:
+        policy, theta, actions, obs: as for :func:`fisher_from_samples`.
+    """
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    actions = torch.as_tensor(actions)
+    if actions.ndim != 1 or (obs is not None and actions.shape[0] != obs.shape[0]):
+        raise ValueError(f"actions must have shape (batch,) matching obs, got {tuple(actions.shape)}")
+    return torch.autograd.functional.hessian(
+        lambda th: -policy._distribution(th, obs).log_prob(actions).mean(), theta, vectorize=True
+    )

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from npgbook.ascent import natural_ascent, vanilla_ascent
+from npgbook.experiments.ascent import natural_ascent, vanilla_ascent
 
 CENTRE = torch.tensor([1.0, -2.0, 0.5])
 CURVATURE = torch.diag(torch.tensor([1.0, 4.0, 0.25]))

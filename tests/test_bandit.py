@@ -6,7 +6,7 @@ import torch
 from scipy import integrate, stats
 
 from npgbook import GaussianPolicy
-from npgbook.bandit import GaussianBandit
+from npgbook.problems.bandit import GaussianBandit
 
 
 @pytest.mark.parametrize("mu, sigma, target, width", [(0.0, 1.0, 0.0, 1.0), (-2.0, 0.3, 1.0, 0.5), (1.5, 2.0, -1.0, 0.2)])

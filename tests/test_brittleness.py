@@ -1,4 +1,4 @@
-"""npgbook.brittleness against numpy/scipy, closed forms and a conjugate gradient written here."""
+"""npgbook.experiments.brittleness against numpy/scipy, closed forms and a conjugate gradient written here."""
 
 import math
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.sparse.linalg import cg as scipy_cg
 
 import npgbook as nb
-from npgbook import brittleness as br
+from npgbook.experiments import brittleness as br
 
 NAN = float("nan")
 seeds = st.integers(0, 2**31 - 1)

@@ -1,4 +1,4 @@
-"""npgbook.cost: parameter counts, dense-matrix sizes, power-law fits, peak memory, cost measurements."""
+"""npgbook.experiments.cost: parameter counts, dense-matrix sizes, power-law fits, peak memory, cost measurements."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npgbook as nb
-from npgbook import cost
+from npgbook.experiments import cost
 
 
 @given(st.integers(1, 8), st.integers(2, 5), st.lists(st.integers(1, 40), max_size=3))

@@ -7,7 +7,7 @@ import torch
 from torch.func import hessian
 
 from npgbook import GaussianPolicy, MLPCategoricalPolicy, fisher_categorical, fisher_kl_hessian
-from npgbook.mdp import FiniteMDP, TabularSoftmaxPolicy, two_state_mdp
+from npgbook.problems.mdp import FiniteMDP, TabularSoftmaxPolicy, two_state_mdp
 
 
 def random_mdp(seed, n_states=3, n_actions=2, gamma=0.8):

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from npgbook import GaussianPolicy, fisher_categorical, fisher_gaussian, natural_gradient
-from npgbook.bandit import GaussianBandit
 from npgbook.metric import change_of_coordinates, kl_ball, whitening_jacobian
+from npgbook.problems.bandit import GaussianBandit
 
 
 def spd(n, seed):

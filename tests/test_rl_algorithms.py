@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import npgbook as nb
+from npgbook.problems import envs
 from npgbook.rl import (
     PolicyData,
     TrainConfig,
@@ -38,7 +39,7 @@ def make_data(seed, n=300, hidden=(8,)):
     """A float64 MLP policy on real CartPole states with sampled actions and random advantages."""
     policy = nb.MLPCategoricalPolicy(4, 2, hidden)
     theta = policy.initial_params(seed, last_layer_scale=1.0)
-    obs = nb.envs.cartpole_observations(n, seed)
+    obs = envs.cartpole_observations(n, seed)
     gen = torch.Generator().manual_seed(seed)
     actions = nb.sample_actions(policy.distribution(theta, obs), 1, gen)[0]
     adv = normalize_advantages(torch.randn(n, generator=gen) + obs[:, 2] * 10)

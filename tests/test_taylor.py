@@ -9,8 +9,7 @@ from scipy.optimize import minimize, minimize_scalar
 from torch.distributions import kl_divergence as torch_kl
 
 from npgbook import CategoricalPolicy, GaussianPolicy, NotPositiveDefiniteError, fisher_gaussian, natural_step
-from npgbook.bandit import GaussianBandit
-from npgbook.taylor import (
+from npgbook.experiments.taylor import (
     dual_function,
     fit_loglog_slope,
     kl_along_ray,
@@ -21,6 +20,7 @@ from npgbook.taylor import (
     penalty_maximizer,
     penalty_objective,
 )
+from npgbook.problems.bandit import GaussianBandit
 
 
 def spd(n, seed):

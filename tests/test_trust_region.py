@@ -6,7 +6,7 @@ import torch
 from scipy import integrate, stats
 
 from npgbook import GaussianPolicy, natural_step
-from npgbook.trust_region import ball_kl, circle_directions, euclidean_step, maximize_in_region
+from npgbook.experiments.trust_region import ball_kl, circle_directions, euclidean_step, maximize_in_region
 
 
 def spd(n, seed):

@@ -1,4 +1,4 @@
-"""npgbook.variants: the K-FAC NPG and Adam update rules against closed forms and autograd, and the
+"""npgbook.experiments.variants: the K-FAC NPG and Adam update rules against closed forms and autograd, and the
 training helpers on tiny budgets (determinism, finite weights, same result as the direct route)."""
 
 import dataclasses
@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import npgbook as nb
-from npgbook import kfac, rl, variants
+from npgbook import kfac, rl
+from npgbook.experiments import variants
+from npgbook.problems import envs
 from npgbook.rl import PolicyData, TrainConfig
 
 NAN = float("nan")
@@ -28,7 +30,7 @@ def make_data(seed, n=200, hidden=(8,), obs=None):
     """A float64 MLP policy on CartPole states with sampled actions and random advantages."""
     policy = nb.MLPCategoricalPolicy(4, 2, hidden)
     theta = policy.initial_params(seed, last_layer_scale=1.0)
-    obs = nb.envs.cartpole_observations(n, seed) if obs is None else obs
+    obs = envs.cartpole_observations(n, seed) if obs is None else obs
     gen = torch.Generator().manual_seed(seed)
     actions = nb.sample_actions(policy.distribution(theta, obs), 1, gen)[0]
     advantages = torch.randn(obs.shape[0], generator=gen)
@@ -96,7 +98,7 @@ def test_kfac_npg_step_spends_delta_in_the_damped_kfac_metric(seed, damping):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_kfac_npg_is_the_exact_natural_step_where_kfac_is_exact(seed):
     """A linear softmax policy on one state: K-FAC is the true Fisher matrix (here by jacrev)."""
-    state = nb.envs.cartpole_observations(1, seed)
+    state = envs.cartpole_observations(1, seed)
     policy, theta, data = make_data(seed, hidden=(), obs=state.repeat(30, 1))
     config = TrainConfig(delta=0.02, cg_damping=0.01)
     out = variants.kfac_npg_update(policy, theta, data, config)
@@ -118,7 +120,7 @@ def test_kfac_npg_skips_without_nan():
     out = variants.kfac_npg_update(policy, theta, bad, TrainConfig())
     assert not out.accepted and out.theta is theta and "finite" in out.skipped
     # one state: the input factor A = h h^T is singular, so without damping K-FAC cannot be inverted
-    policy, theta, single = make_data(0, obs=nb.envs.cartpole_observations(1, 0).repeat(10, 1))
+    policy, theta, single = make_data(0, obs=envs.cartpole_observations(1, 0).repeat(10, 1))
     out = variants.kfac_npg_update(policy, theta, single, TrainConfig(cg_damping=0.0))
     assert not out.accepted and out.theta is theta and "singular" in out.skipped
 

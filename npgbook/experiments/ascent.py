@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import as_tensor, require_finite, require_int, require_positive, require_vector
-from .natural import natural_step
-from .solvers import Operator
+from .._checks import as_tensor, require_finite, require_int, require_positive, require_vector
+from ..natural import natural_step
+from ..solvers import Operator
 
 Function = Callable[[Tensor], Tensor]
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import DTYPE, require_int
+from .._checks import DTYPE, require_int
 
 
 def cartpole_observations(n: int, seed: int) -> Tensor:

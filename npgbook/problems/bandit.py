@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import DTYPE, as_tensor, require_finite, require_positive
-from .fisher import score_vectors
-from .policies import GaussianPolicy, sample_actions
+from .._checks import DTYPE, as_tensor, require_finite, require_positive
+from ..fisher import score_vectors
+from ..policies import GaussianPolicy, sample_actions
 
 
 class GaussianBandit:

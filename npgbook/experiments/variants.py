@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._checks import DTYPE, require_int
-from .kfac import kfac_fisher, kfac_natural_step
-from .policies import MLPCategoricalPolicy, Policy
-from .rl import (
+from .._checks import DTYPE, require_int
+from ..kfac import kfac_fisher, kfac_natural_step
+from ..policies import MLPCategoricalPolicy, Policy
+from ..rl import (
     IterationRecord,
     PolicyData,
     TrainConfig,
@@ -42,7 +42,7 @@ from .rl import (
     policy_gradient,
     train,
 )
-from .solvers import NotPositiveDefiniteError
+from ..solvers import NotPositiveDefiniteError
 
 UpdateRule = Callable[[Policy, Tensor, PolicyData, TrainConfig], UpdateResult]
 

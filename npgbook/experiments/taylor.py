@@ -39,12 +39,12 @@ import torch
 from scipy.optimize import brentq
 from torch import Tensor
 
-from ._checks import as_tensor, require_finite, require_positive, require_vector
-from .divergences import policy_kl
-from .fisher import fisher_kl_hessian
-from .natural import natural_gradient
-from .policies import Policy
-from .solvers import Operator
+from .._checks import as_tensor, require_finite, require_positive, require_vector
+from ..divergences import policy_kl
+from ..fisher import fisher_kl_hessian
+from ..natural import natural_gradient
+from ..policies import Policy
+from ..solvers import Operator
 
 Metric = Tensor | Operator
 """The Fisher matrix, dense or as a matrix-free product ``v -> F v``."""
@@ -289,7 +289,7 @@ def objective_derivatives(objective: Callable[[Tensor], Tensor], theta: Tensor) 
     The coefficients of the Taylor models of :math:`J`. Computed with
     :func:`torch.autograd.functional.jacobian` and :func:`torch.autograd.functional.hessian`
     (not :mod:`torch.func`, so that the objective may validate its input with ordinary Python
-    control flow, as :meth:`npgbook.bandit.GaussianBandit.expected_reward` does).
+    control flow, as :meth:`npgbook.problems.bandit.GaussianBandit.expected_reward` does).
 
     Args:
         objective: a twice differentiable :math:`\theta \mapsto J(\theta)` returning a scalar tensor,

@@ -22,6 +22,7 @@ import ctypes
 import itertools
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -30,13 +31,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import DTYPE, require_finite, require_int, require_positive, require_vector
-from .fisher import fisher_score_outer, fisher_vector_product
-from .fisher_cost import _best_time
-from .kfac import kfac_fisher
-from .natural import natural_gradient
-from .policies import MLPCategoricalPolicy
-from .solvers import conjugate_gradient
+from .._checks import DTYPE, require_finite, require_int, require_positive, require_vector
+from ..fisher import (
+    fisher_from_samples,
+    fisher_kl_hessian,
+    fisher_score_outer,
+    fisher_vector_product,
+)
+from ..kfac import kfac_fisher
+from ..natural import natural_gradient
+from ..policies import MLPCategoricalPolicy, Policy, sample_actions
+from ..solvers import conjugate_gradient
 from .taylor import fit_loglog_slope
 
 T = TypeVar("T")
@@ -236,13 +241,159 @@ class PowerLaw:
 def fit_power_law(n: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> PowerLaw:
     r"""Least-squares fit of :math:`\log y = \log c + p \log n`.
 
-    The exponent is :func:`npgbook.taylor.fit_loglog_slope`; the prefactor is the matching
+    The exponent is :func:`npgbook.experiments.taylor.fit_loglog_slope`; the prefactor is the matching
     least-squares intercept, :math:`\log c = \overline{\log y} - p\,\overline{\log n}`.
 
     Args:
         n, y: equally long sequences of at least two positive finite numbers, with at least
-            two different ``n`` (checked by :func:`~npgbook.taylor.fit_loglog_slope`).
+            two different ``n`` (checked by :func:`~npgbook.experiments.taylor.fit_loglog_slope`).
     """
     exponent = fit_loglog_slope(n, y)
     log_n, log_y = np.log(np.asarray(n, dtype=float)), np.log(np.asarray(y, dtype=float))
     return PowerLaw(exponent, float(math.exp(log_y.mean() - exponent * log_n.mean())))
+
+
+def saved_graph_bytes(build: Callable[[], T]) -> tuple[T, int]:
+    """Run ``build()`` and count the bytes of the tensors autograd saves for backward meanwhile.
+
+    Uses :func:`torch.autograd.graph.saved_tensors_hooks`; tensors sharing a storage are
+    counted once. This is the memory an autograd graph keeps alive, e.g. the graph that a
+    Fisher-vector product reuses for every product.
+
+    Returns:
+        ``(result, n_bytes)``: what ``build`` returned and the bytes saved while it ran.
+    """
+    storages: dict[int, int] = {}
+
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = build()
+    return result, sum(storages.values())
+
+
+def _best_time(run: Callable[[], object], repeats: int, budget: float = 0.05, max_calls: int = 200) -> float:
+    """Smallest CPU time (:func:`time.process_time`) of at least ``repeats`` calls.
+
+    CPU time rather than wall-clock time, so that waiting for a busy machine is not counted.
+    Fast computations are repeated until ``budget`` CPU seconds have been spent (at most
+    ``max_calls`` calls), so that their minimum is not one disturbed call.
+    """
+    best, spent, calls = float("inf"), 0.0, 0
+    while calls < repeats or (spent < budget and calls < max_calls):
+        start = time.process_time()
+        run()
+        elapsed = time.process_time() - start
+        best, spent, calls = min(best, elapsed), spent + elapsed, calls + 1
+    return best
+
+
+@dataclass(frozen=True)
+class FisherCost:
+    """Cost of the routes to the Fisher matrix for one policy and one batch of states.
+
+    Times are CPU seconds of a single thread, the best of several calls.
+
+    Attributes:
+        n_params: number of parameters :math:`n`.
+        n_states: number of states :math:`N` in the batch.
+        seconds_hessian: dense :math:`F` as the autograd Hessian of the KL
+            (:func:`npgbook.fisher_kl_hessian`).
+        seconds_score_outer: dense :math:`F` as the exact expected score outer product, summed
+            over all actions (:func:`npgbook.fisher_score_outer`, ``vmap`` over ``jacrev``).
+        seconds_sampled_scores: dense :math:`\\hat F` from one sampled action per state
+            (:func:`fisher_from_samples`, ``vmap`` over ``grad``), sampling included.
+        seconds_fvp_setup: building the Fisher-vector-product operator (one backward pass
+            with ``create_graph=True``).
+        seconds_fvp: one Fisher-vector product with that operator.
+        seconds_batch_gradient: one ordinary policy gradient
+            :math:`\\nabla_\\theta \\frac1N\\sum_i \\log\\pi_\\theta(a_i\\mid s_i)` (what vanilla PG computes).
+        bytes_dense: memory of a dense :math:`n\\times n` Fisher matrix.
+        bytes_fvp: memory the Fisher-vector-product operator keeps (its saved autograd graph).
+        max_gap: largest entrywise disagreement between the Hessian, the exact score outer product,
+            and the Fisher-vector product applied to a random vector.
+    """
+
+    n_params: int
+    n_states: int
+    seconds_hessian: float
+    seconds_score_outer: float
+    seconds_sampled_scores: float
+    seconds_fvp_setup: float
+    seconds_fvp: float
+    seconds_batch_gradient: float
+    bytes_dense: int
+    bytes_fvp: int
+    max_gap: float
+
+
+def measure_fisher_cost(
+    policy: Policy, theta: Tensor, obs: Tensor, generator: torch.Generator, repeats: int = 3
+) -> FisherCost:
+    """Time and size the routes to the Fisher matrix of a state-dependent discrete policy.
+
+    Each route is timed in CPU seconds on one thread (the thread count is restored afterwards),
+    at least ``repeats`` times, fast ones more often (up to 0.05 s of calls), and the shortest
+    time is kept: timings vary from run to run, the minimum is the least disturbed by other work
+    on the machine, and their ratios and growth are what matter. The three dense matrices and
+    the product are also compared, so that the timings are of computations that agree.
+
+    Args:
+        policy: a state-dependent policy, e.g. :class:`npgbook.MLPCategoricalPolicy`.
+        theta: its parameters.
+        obs: a batch of states, shape ``(N, obs_dim)``.
+        generator: the random source of the sampled actions and of the probe vector.
+        repeats: number of timed calls per route (at least 1).
+    """
+    repeats = require_int("repeats", repeats)
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    if obs is None:
+        raise ValueError("obs is required: measure_fisher_cost is for state-dependent policies")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: no thread pool spinning on a busy machine
+    try:
+        return _measure(policy, theta, obs, generator, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(policy: Policy, theta: Tensor, obs: Tensor, generator: torch.Generator, repeats: int) -> FisherCost:
+    """The measurements of :func:`measure_fisher_cost` (inputs already checked)."""
+    n = policy.n_params
+    actions = sample_actions(policy.distribution(theta, obs), 1, generator).reshape(-1)
+    probe = torch.randn(n, generator=generator, dtype=theta.dtype)
+
+    def batch_gradient() -> Tensor:
+        leaf = theta.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(policy.log_prob(leaf, actions, obs).mean(), leaf)
+        return grad
+
+    hessian = fisher_kl_hessian(policy, theta, obs)
+    score_outer = fisher_score_outer(policy, theta, obs)
+    fvp, bytes_fvp = saved_graph_bytes(lambda: fisher_vector_product(policy, theta, obs))
+    max_gap = max(
+        float((hessian - score_outer).abs().max()),
+        float((fvp(probe) - hessian @ probe).abs().max()),
+    )
+    return FisherCost(
+        n_params=n,
+        n_states=obs.shape[0],
+        seconds_hessian=_best_time(lambda: fisher_kl_hessian(policy, theta, obs), repeats),
+        seconds_score_outer=_best_time(lambda: fisher_score_outer(policy, theta, obs), repeats),
+        seconds_sampled_scores=_best_time(
+            lambda: fisher_from_samples(
+                policy, theta, sample_actions(policy.distribution(theta, obs), 1, generator).reshape(-1), obs
+            ),
+            repeats,
+        ),
+        seconds_fvp_setup=_best_time(lambda: fisher_vector_product(policy, theta, obs), repeats),
+        seconds_fvp=_best_time(lambda: fvp(probe), repeats),
+        seconds_batch_gradient=_best_time(batch_gradient, repeats),
+        bytes_dense=n * n * hessian.element_size(),
+        bytes_fvp=bytes_fvp,
+        max_gap=max_gap,
+    )

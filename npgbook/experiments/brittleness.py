@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._checks import as_tensor, require_finite, require_int, require_positive, require_vector
-from .divergences import policy_kl
-from .natural import natural_step
-from .policies import Policy
-from .solvers import NotPositiveDefiniteError, Operator, conjugate_gradient
+from .._checks import as_tensor, require_finite, require_int, require_positive, require_vector
+from ..divergences import policy_kl
+from ..natural import natural_step
+from ..policies import Policy
+from ..solvers import NotPositiveDefiniteError, Operator, conjugate_gradient
 from .taylor import Metric, kl_model
 
 
@@ -333,7 +333,7 @@ def natural_step_kl(
     r"""Realized KL of the step :math:`\Delta\theta(\epsilon) = \sqrt{2\epsilon / d^\top F d}\; d` for each budget.
 
     By construction the quadratic model :math:`\tfrac12\Delta\theta^\top F\Delta\theta`
-    (:func:`npgbook.taylor.kl_model`) equals :math:`\epsilon`; the realized
+    (:func:`npgbook.experiments.taylor.kl_model`) equals :math:`\epsilon`; the realized
     :math:`\bar D_{\mathrm{KL}}(\pi_\theta\|\pi_{\theta+\Delta\theta})` agrees with it only as
     :math:`\epsilon \to 0`.
 

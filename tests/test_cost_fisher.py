@@ -8,15 +8,12 @@ from npgbook import (
     GaussianPolicy,
     MLPCategoricalPolicy,
     fisher_categorical,
+    fisher_from_sample_hessians,
+    fisher_from_samples,
     fisher_gaussian,
     score_vectors,
 )
-from npgbook.fisher_cost import (
-    fisher_from_sample_hessians,
-    fisher_from_samples,
-    measure_fisher_cost,
-    saved_graph_bytes,
-)
+from npgbook.experiments.cost import measure_fisher_cost, saved_graph_bytes
 
 
 def test_single_sample_is_the_outer_product_of_the_hand_written_score():

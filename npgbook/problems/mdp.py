@@ -50,10 +50,10 @@ import torch
 from torch import Tensor
 from torch.distributions import Categorical, Distribution
 
-from ._checks import DTYPE, as_tensor, require_finite, require_int
-from .divergences import kl_divergence
-from .fisher import fisher_score_outer
-from .policies import Policy
+from .._checks import DTYPE, as_tensor, require_finite, require_int
+from ..divergences import kl_divergence
+from ..fisher import fisher_score_outer
+from ..policies import Policy
 
 
 class TabularSoftmaxPolicy(Policy):

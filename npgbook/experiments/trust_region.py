@@ -29,9 +29,9 @@ from scipy.optimize import NonlinearConstraint, minimize
 from torch import Tensor
 from torch.func import hessian
 
-from ._checks import DTYPE, as_tensor, require_finite, require_int, require_positive, require_vector
-from .divergences import policy_kl
-from .policies import Policy
+from .._checks import DTYPE, as_tensor, require_finite, require_int, require_positive, require_vector
+from ..divergences import policy_kl
+from ..policies import Policy
 
 Function = Callable[[Tensor], Tensor]
 

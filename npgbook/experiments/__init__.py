@@ -1,0 +1,19 @@
+"""The book's experiments: the computations behind the chapters' figures and tables.
+
+* :mod:`npgbook.experiments.ascent` -- vanilla and natural gradient ascent loops on exact
+  objectives (§1-§5);
+* :mod:`npgbook.experiments.trust_region` -- Euclidean and KL-constrained steps solved with scipy
+  (§2, §5);
+* :mod:`npgbook.experiments.taylor` -- Lagrangian relaxation and the Taylor models of :math:`J` and
+  the KL (§4);
+* :mod:`npgbook.experiments.brittleness` -- singular sampled Fisher matrices, damping, undamped CG (§6);
+* :mod:`npgbook.experiments.cost` -- what building and inverting :math:`F` costs, dense, by CG and
+  by K-FAC (§4, §6);
+* :mod:`npgbook.experiments.variants` -- NPG against Adam and the damping variants on CartPole (§6).
+
+Each builds on the core library and on :mod:`npgbook.problems`; nothing in the core imports them.
+"""
+
+from . import ascent, brittleness, cost, taylor, trust_region, variants
+
+__all__ = ["ascent", "brittleness", "cost", "taylor", "trust_region", "variants"]
