@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -16,15 +17,47 @@ DTYPE = torch.float64
 """The default floating-point type of the package: the geometry checks need float64."""
 
 
-def as_tensor(name: str, value: Any, dtype: torch.dtype = DTYPE) -> Tensor:
-    """Convert ``value`` to a floating tensor, raising ``ValueError`` naming ``name``."""
-    try:
-        tensor = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{name} must be convertible to a tensor, got {value!r}") from exc
-    if not (tensor.is_floating_point() or tensor.dtype in (torch.int32, torch.int64, torch.bool)):
+def to_tensor(name: str, value: Any) -> Tensor:
+    """Convert ``value`` to a tensor without passing Python numbers through float32.
+
+    A tensor is returned as it is. Anything else goes through :func:`numpy.asarray` first, so a
+    Python ``float`` (or a list of them) becomes float64 directly -- ``torch.as_tensor(0.13)``
+    would round it to torch's default dtype, float32 (0.12999999523...) -- and Python ints stay
+    integers. A numpy array keeps its own dtype.
+
+    Raises:
+        ValueError: naming ``name``, if ``value`` is not convertible or not real-valued.
+    """
+    if isinstance(value, Tensor):
+        tensor = value
+    else:
+        try:
+            array = np.asarray(value)
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"dtype {array.dtype}")
+            tensor = torch.as_tensor(array)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"{name} must be convertible to a real tensor, got {value!r}") from exc
+    if tensor.is_complex():
         raise ValueError(f"{name} must be real-valued, got dtype {tensor.dtype}")
-    if not tensor.is_floating_point():
+    return tensor
+
+
+def as_tensor(name: str, value: Any, dtype: torch.dtype = DTYPE) -> Tensor:
+    """Convert ``value`` to a floating tensor, raising ``ValueError`` naming ``name``.
+
+    Floating tensors and numpy arrays keep their dtype; Python numbers and lists become
+    ``dtype`` (float64 by default) directly, never by way of float32; integer and boolean
+    values are cast to ``dtype``.
+    """
+    from_python = not isinstance(value, (Tensor, np.ndarray, np.generic))
+    tensor = to_tensor(name, value)
+    if not (
+        tensor.is_floating_point()
+        or tensor.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+    ):
+        raise ValueError(f"{name} must be real-valued, got dtype {tensor.dtype}")
+    if not tensor.is_floating_point() or from_python:
         tensor = tensor.to(dtype)
     return tensor
 
@@ -61,8 +94,10 @@ def require_positive(name: str, value: float, *, allow_zero: bool = False) -> fl
 
 def require_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """Return ``value`` as an int, raising ``ValueError`` unless it is an integer ≥ ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        isinstance(value, float) and value.is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int,))
+        and not (isinstance(value, float) and value.is_integer())
     ):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     number = int(value)

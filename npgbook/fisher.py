@@ -37,6 +37,7 @@ from ._checks import (
     require_int,
     require_positive,
     require_vector,
+    to_tensor,
 )
 from .divergences import _policy_kl
 from .policies import GaussianPolicy, Parameterization, Policy, sample_actions
@@ -93,7 +94,7 @@ def score_vectors(policy: Policy, theta: Tensor, actions: Tensor, obs: Tensor | 
     """
     theta = policy.check_theta(theta).detach()
     obs = policy.check_obs(obs)
-    actions = torch.as_tensor(actions)
+    actions = to_tensor("actions", actions)
     if actions.ndim != 1 or (obs is not None and actions.shape[0] != obs.shape[0]):
         raise ValueError(f"actions must have shape (batch,) matching obs, got {tuple(actions.shape)}")
 
@@ -211,7 +212,7 @@ def fisher_from_sample_hessians(policy: Policy, theta: Tensor, actions: Tensor, 
     """
     theta = policy.check_theta(theta).detach()
     obs = policy.check_obs(obs)
-    actions = torch.as_tensor(actions)
+    actions = to_tensor("actions", actions)
     if actions.ndim != 1 or (obs is not None and actions.shape[0] != obs.shape[0]):
         raise ValueError(f"actions must have shape (batch,) matching obs, got {tuple(actions.shape)}")
     return torch.autograd.functional.hessian(

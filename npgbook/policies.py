@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Normal
 
-from ._checks import DTYPE, as_tensor, require_finite, require_int, require_vector
+from ._checks import DTYPE, as_tensor, require_finite, require_int, require_vector, to_tensor
 
 Parameterization = Literal["sigma", "log_sigma"]
 
@@ -81,7 +81,7 @@ class Policy(ABC):
     def log_prob(self, theta: Tensor, actions: Tensor, obs: Tensor | None = None) -> Tensor:
         r""":math:`\log \pi_\theta(a \mid s)` for a batch of actions (and observations)."""
         dist = self.distribution(theta, obs)
-        actions = torch.as_tensor(actions)
+        actions = to_tensor("actions", actions)
         return dist.log_prob(actions)
 
     # -- to implement ---------------------------------------------------------------
