@@ -205,3 +205,47 @@ def ball_kl(
     return torch.stack(
         [torch.stack([policy_kl(policy, theta, theta + r * u, obs) for u in units]) for r in radii]
     )
+
+
+@dataclass(frozen=True)
+class GaussianPairs:
+    r"""Pairs :math:`\mathcal N(m_0, \sigma^2)`, :math:`\mathcal N(m_1, \sigma^2)` of equal width (:func:`equal_width_pairs`).
+
+    Attributes:
+        sigmas: the widths :math:`\sigma`, one pair each.
+        distance: the Euclidean distance :math:`\lVert\theta_1 - \theta_0\rVert` of each pair
+            in the policy's parameters, shape ``(len(sigmas),)``.
+        kl: the divergence of each pair, :math:`D(\pi_{\theta_0}\,\|\,\pi_{\theta_1})`, same shape.
+    """
+
+    sigmas: tuple[float, ...]
+    distance: Tensor
+    kl: Tensor
+
+
+def equal_width_pairs(
+    policy: Policy,
+    sigmas: tuple[float, ...] | list[float],
+    means: tuple[float, float] = (0.0, 1.0),
+    divergence: Callable[[Policy, Tensor, Tensor], Tensor] = policy_kl,
+) -> GaussianPairs:
+    r"""For every :math:`\sigma`: the parameter distance and the KL between two Gaussians of width :math:`\sigma`.
+
+    The note's Figure 2 example: ``means = (0, 1)`` and :math:`\sigma \in \{0.3, 3\}` in the
+    parameterization :math:`\theta = (\mu, \sigma)`, where both pairs are at distance 1.
+
+    Args:
+        policy: a :class:`~npgbook.policies.GaussianPolicy` (its parameterization sets the distance).
+        sigmas: the common widths :math:`\sigma > 0`.
+        means: the two means :math:`(m_0, m_1)`.
+        divergence: :math:`(\text{policy}, \theta_0, \theta_1) \mapsto D`, the KL by default.
+    """
+    sigmas = tuple(require_positive("sigma", s) for s in sigmas)
+    if not sigmas:
+        raise ValueError("sigmas must not be empty")
+    m0, m1 = (float(require_finite("means", as_tensor("means", m))) for m in means)
+    firsts = [policy.params(m0, s) for s in sigmas]  # type: ignore[attr-defined]
+    seconds = [policy.params(m1, s) for s in sigmas]  # type: ignore[attr-defined]
+    distance = torch.stack([(b - a).norm() for a, b in zip(firsts, seconds)])
+    kl = torch.stack([torch.as_tensor(divergence(policy, a, b)) for a, b in zip(firsts, seconds)])
+    return GaussianPairs(sigmas, distance, kl)
