@@ -358,3 +358,106 @@ def natural_step_kl(
         with torch.no_grad():
             out.append(float(policy_kl(policy, theta, theta + math.sqrt(eps / unit) * d, obs)))
     return np.array(out)
+
+
+@dataclass(frozen=True)
+class EstimateDefiniteness:
+    r"""How often the two sample estimates of the Fisher matrix fail to be positive definite.
+
+    For each sample size :math:`N`, ``draws`` independent batches of :math:`N` actions
+    :math:`a_i \sim \pi_\theta(\cdot\mid s_i)` give the outer-product estimate
+    :math:`\hat F = \frac1N\sum_i s_is_i^\top` (:func:`npgbook.fisher_from_samples`) and the
+    Hessian-form estimate :math:`\hat H = -\frac1N\sum_i\nabla^2\log\pi_\theta(a_i\mid s_i)`
+    (:func:`npgbook.fisher_from_sample_hessians`). An estimate is *not positive definite* when
+    its smallest eigenvalue is at most ``rtol`` times its largest (singular up to rounding, or
+    indefinite), and *indefinite* when it is below :math:`-\text{rtol}` times the largest.
+
+    Attributes:
+        sizes: the sample sizes :math:`N`.
+        n_params: the number of parameters :math:`n`.
+        draws: batches per size.
+        outer_not_pd, outer_indefinite: share of the draws, per size, for :math:`\hat F`.
+        outer_rank: the largest numerical rank of :math:`\hat F` over the draws, per size.
+        outer_min_ratio: the smallest :math:`\lambda_{\min}/\lambda_{\max}` of :math:`\hat F` over the draws.
+        hessian_not_pd, hessian_indefinite: the same shares for :math:`\hat H`.
+        hessian_min_ratio: the smallest :math:`\lambda_{\min}/\lambda_{\max}` of :math:`\hat H` over the draws.
+    """
+
+    sizes: np.ndarray
+    n_params: int
+    draws: int
+    outer_not_pd: np.ndarray
+    outer_indefinite: np.ndarray
+    outer_rank: np.ndarray
+    outer_min_ratio: np.ndarray
+    hessian_not_pd: np.ndarray
+    hessian_indefinite: np.ndarray
+    hessian_min_ratio: np.ndarray
+
+
+def estimate_definiteness(
+    policy: Policy,
+    theta: Tensor,
+    obs: Tensor | None,
+    sizes: Sequence[int],
+    *,
+    draws: int = 5,
+    seed: int = 0,
+    rtol: float | None = None,
+) -> EstimateDefiniteness:
+    r"""Whether the sampled Fisher matrices become positive definite as the sample grows.
+
+    Args:
+        policy, theta: the policy and its parameters.
+        obs: the states; sample :math:`i` is taken in state ``obs[i % len(obs)]`` (``None`` for a
+            stateless policy).
+        sizes: sample sizes :math:`N \ge 1`; take some above :math:`n`, where the outer-product
+            estimate *can* be nonsingular.
+        draws: independent batches per size.
+        seed: seeds the action sampling.
+        rtol: relative eigenvalue threshold; default :math:`n` times the machine epsilon (the rule
+            of :func:`torch.linalg.matrix_rank`).
+    """
+    from ..fisher import fisher_from_sample_hessians, fisher_from_samples
+    from ..policies import sample_actions
+
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    ns = [require_int("sizes", n) for n in sizes]
+    draws = require_int("draws", draws)
+    n = theta.shape[0]
+    if rtol is None:
+        rtol = n * torch.finfo(theta.dtype).eps
+    rtol = require_positive("rtol", rtol)
+    generator = torch.Generator().manual_seed(require_int("seed", seed, minimum=0))
+    rows: dict[str, list[float]] = {k: [] for k in ("on", "oi", "or", "om", "hn", "hi", "hm")}
+    for size in ns:
+        states = None if obs is None else obs[torch.arange(size) % obs.shape[0]]
+        stats = []
+        for _ in range(draws):
+            dist = policy.distribution(theta, states)
+            actions = sample_actions(dist, 1, generator).reshape(-1)
+            if obs is None:
+                actions = sample_actions(dist, size, generator).reshape(-1)
+            outer = torch.linalg.eigvalsh(fisher_from_samples(policy, theta, actions, states))
+            hess = torch.linalg.eigvalsh(fisher_from_sample_hessians(policy, theta, actions, states))
+            stats.append((outer, hess))
+        for key, index in (("o", 0), ("h", 1)):
+            values = [s[index] for s in stats]
+            ratios = [float(v[0]) / float(v[-1].abs().clamp_min(torch.finfo(v.dtype).tiny)) for v in values]
+            rows[key + "n"].append(float(np.mean([r <= rtol for r in ratios])))
+            rows[key + "i"].append(float(np.mean([r < -rtol for r in ratios])))
+            rows[key + "m"].append(min(ratios))
+        rows["or"].append(max(int((s[0] > rtol * float(s[0][-1])).sum()) for s in stats))
+    return EstimateDefiniteness(
+        np.array(ns),
+        n,
+        draws,
+        np.array(rows["on"]),
+        np.array(rows["oi"]),
+        np.array(rows["or"], dtype=int),
+        np.array(rows["om"]),
+        np.array(rows["hn"]),
+        np.array(rows["hi"]),
+        np.array(rows["hm"]),
+    )

@@ -397,3 +397,293 @@ def _measure(policy: Policy, theta: Tensor, obs: Tensor, generator: torch.Genera
         bytes_fvp=bytes_fvp,
         max_gap=max_gap,
     )
+
+
+# ----------------------------------------------------------------------------------------
+# Counting arithmetic instead of timing it: operation counts depend only on the shapes, so
+# they are the same on every machine (timings are not).
+
+_MATMUL_OPS = ("mm", "addmm", "bmm", "baddbmm", "mv", "addmv", "dot", "vdot")
+_ROWWISE_OPS = ("_softmax", "_log_softmax", "_softmax_backward_data", "_log_softmax_backward_data")
+_OPAQUE_MARKS = ("linalg", "cholesky", "triangular", "lu_", "eig", "svd", "inverse", "solve")
+
+
+@dataclass(frozen=True)
+class OpCount:
+    r"""The arithmetic that :func:`count_flops` saw.
+
+    Attributes:
+        flops: floating-point operations: :math:`2mkn` for an ``(m, k) @ (k, n)`` product (a
+            multiply and an add per term, plus the added matrix for ``addmm``), one per output
+            entry of an elementwise op, one per input entry of a reduction.
+        uncounted: names of the linear-algebra routines (factorizations, solves) that ran but
+            have no formula here; their work must be added by the caller.
+    """
+
+    flops: int
+    uncounted: tuple[str, ...]
+
+
+def _matmul_flops(name: str, args: tuple, out: Tensor) -> int:
+    if name in ("dot", "vdot"):
+        return 2 * args[0].numel()
+    if name in ("mv", "addmv"):
+        matrix = args[1] if name == "addmv" else args[0]
+        return 2 * matrix.numel() + (out.numel() if name == "addmv" else 0)
+    left = args[1] if name in ("addmm", "baddbmm") else args[0]
+    inner = left.shape[-1]
+    return 2 * out.numel() * inner + (out.numel() if name in ("addmm", "baddbmm") else 0)
+
+
+def count_flops(run: Callable[[], T]) -> tuple[T, OpCount]:
+    """Run ``run()`` and count the floating-point operations of the torch ops it executes.
+
+    The ops are intercepted at torch's dispatcher (a ``TorchDispatchMode``), so autograd's
+    backward passes and ``vmap``'s batched kernels are counted too. Views, copies and
+    creation ops count as free; see :class:`OpCount` for the rules.
+
+    Returns:
+        ``(result, count)``.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    total = [0]
+    opaque: list[str] = []
+
+    class _Counter(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            out = func(*args, **(kwargs or {}))
+            name = func.overloadpacket.__name__
+            first = out[0] if isinstance(out, (tuple, list)) and out else out
+            if not isinstance(first, Tensor) or not first.is_floating_point():
+                return out
+            if name in _MATMUL_OPS:
+                total[0] += _matmul_flops(name, args, first)
+            elif torch.Tag.pointwise in func.tags or name in _ROWWISE_OPS:
+                if not name.startswith(("copy", "clone", "fill", "zero", "_to_copy")):
+                    total[0] += first.numel()
+            elif hasattr(torch.Tag, "reduction") and torch.Tag.reduction in func.tags:
+                source = args[0] if args and isinstance(args[0], Tensor) else first
+                total[0] += source.numel()
+            elif any(mark in name for mark in _OPAQUE_MARKS) and name not in opaque:
+                opaque.append(name)
+            return out
+
+    with _Counter():
+        result = run()
+    return result, OpCount(int(total[0]), tuple(opaque))
+
+
+def gauss_jordan_inverse(a: Tensor) -> Tensor:
+    r"""The inverse of a square matrix by Gauss-Jordan elimination on :math:`[A \mid I]` (partial pivoting).
+
+    The textbook algorithm, written with torch ops so that :func:`count_flops` can count it:
+    each of the :math:`n` steps divides the pivot row (:math:`2n` operations) and subtracts a
+    rank-one update from all :math:`n` rows of the :math:`n \times 2n` tableau (a product and a
+    difference, :math:`6n^2`), about :math:`6n^3` operations in all.
+
+    Only the shape is checked (a finiteness check would add :math:`n^2` counted operations);
+    a non-finite input gives a non-finite result.
+
+    Raises:
+        ValueError: if ``a`` is not a square matrix or is singular (a zero pivot).
+    """
+    a = torch.as_tensor(a)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
+        raise ValueError(f"a must be a non-empty square matrix, got shape {tuple(a.shape)}")
+    n = a.shape[0]
+    m = torch.cat([a, torch.eye(n, dtype=a.dtype)], dim=1)
+    for k in range(n):
+        p = k + int(m[k:, k].abs().argmax())
+        if p != k:
+            m[[k, p]] = m[[p, k]]
+        pivot = float(m[k, k])
+        if pivot == 0.0:
+            raise ValueError("a is singular")
+        row = m[k] / pivot
+        m = m - m[:, k : k + 1] @ row[None, :]
+        m[k] = row
+    return m[:, n:]
+
+
+def diagonal_inverse(a: Tensor) -> Tensor:
+    """The inverse of a *diagonal* matrix: the reciprocals of its diagonal (:math:`n` operations).
+
+    A linear-cost counterpart of :func:`gauss_jordan_inverse`, correct only for diagonal input.
+    """
+    a = torch.as_tensor(a)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"a must be a square matrix, got shape {tuple(a.shape)}")
+    return torch.diag(torch.diagonal(a).reciprocal())
+
+
+def well_conditioned_matrix(n: int, seed: int = 0) -> Tensor:
+    r"""A random symmetric positive definite test matrix :math:`BB^\top/n + I` (float64, condition ~5)."""
+    n = require_int("n", n)
+    b = torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return b @ b.T / n + torch.eye(n, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class InverseScaling:
+    r"""Counted operations of an inversion algorithm against the matrix size.
+
+    Attributes:
+        sizes: the sizes :math:`n`.
+        flops: operations counted by :func:`count_flops` at each size.
+        exponent: the least-squares log-log slope of ``flops`` against ``sizes``.
+        max_residual: the largest :math:`\max_{ij}|(AX - I)_{ij}|` over the sizes: whether the
+            algorithm really inverted the matrices it was counted on.
+        uncounted: routines that ran without a formula (then the counts are incomplete).
+    """
+
+    sizes: np.ndarray
+    flops: np.ndarray
+    exponent: float
+    max_residual: float
+    uncounted: tuple[str, ...]
+
+
+def inverse_scaling(
+    invert: Callable[[Tensor], Tensor] = gauss_jordan_inverse,
+    sizes: Sequence[int] = (16, 32, 64, 128),
+    matrix: Callable[[int], Tensor] = well_conditioned_matrix,
+) -> InverseScaling:
+    """Count the operations of ``invert(matrix(n))`` for each ``n`` and fit their growth exponent."""
+    ns = [require_int("sizes", n) for n in sizes]
+    flops, residual, uncounted = [], 0.0, []
+    for n in ns:
+        a = require_finite("matrix(n)", matrix(n))
+        if a.shape != (n, n):
+            raise ValueError(f"matrix(n) must have shape ({n}, {n}), got {tuple(a.shape)}")
+        inverse, count = count_flops(lambda a=a: invert(a))
+        flops.append(count.flops)
+        uncounted += [u for u in count.uncounted if u not in uncounted]
+        residual = max(residual, float((a @ inverse - torch.eye(n, dtype=a.dtype)).abs().max()))
+    array = np.array(flops, dtype=float)
+    exponent = fit_loglog_slope(ns, array) if np.all(array > 0) else 0.0
+    return InverseScaling(np.array(ns), array, exponent, residual, tuple(uncounted))
+
+
+def inverse_timing(
+    sizes: Sequence[int] = (384, 768, 1536),
+    repeats: int = 2,
+    invert: Callable[[Tensor], Tensor] = torch.linalg.inv,
+) -> tuple[np.ndarray, PowerLaw]:
+    """CPU seconds (best of ``repeats``) of ``invert`` on :func:`well_conditioned_matrix` and their power law.
+
+    Timings vary between machines and runs; the book uses them only as a check on the counts.
+    """
+    ns = [require_int("sizes", n) for n in sizes]
+    repeats = require_int("repeats", repeats)
+    seconds = []
+    for n in ns:
+        a = well_conditioned_matrix(n)
+        seconds.append(_best_time(lambda a=a: invert(a), repeats, budget=0.0))
+    return np.array(seconds), fit_power_law(ns, seconds)
+
+
+@dataclass(frozen=True)
+class RemedyComparison:
+    r"""CG and K-FAC against the dense damped solve :math:`d_\lambda = (F+\lambda I)^{-1}\hat g`, on one batch.
+
+    Directions are compared by :func:`~npgbook.experiments.brittleness.metric_cosine` in the
+    metric :math:`F + \lambda I` (``*_cosine``). Costs are counted, not timed, so they are the
+    same on every machine: ``*_flops`` by :func:`count_flops` (the dense route's Cholesky
+    factorization, which that counter cannot see, is added as :math:`n^3/3` multiply-adds,
+    i.e. :math:`2n^3/3` flops, plus :math:`2n^2` for the two triangular solves), ``*_stored``
+    in numbers kept.
+
+    Attributes:
+        n, states: parameters and batch states.
+        damping, cg_iters: :math:`\lambda` and the number of CG iterations (= Fisher-vector products).
+        cg_cosine, kfac_cosine, vanilla_cosine: metric cosines with :math:`d_\lambda`.
+        kfac_error: :math:`\|\hat F_{\text{K-FAC}} - F\|_F / \|F\|_F`.
+        dense_flops: forming :math:`F` by :func:`npgbook.fisher_score_outer` plus the Cholesky solve.
+        cg_flops: building the Fisher-vector product plus ``cg_iters`` CG iterations.
+        dense_stored: :math:`n^2`.
+        cg_stored: the numbers saved in the Fisher-vector product's autograd graph
+            (:func:`saved_graph_bytes`) plus CG's four vectors :math:`x, r, p, Fp`.
+        kfac_stored: the factors' entries :math:`\sum_\ell (\text{in}_\ell+1)^2 + \text{out}_\ell^2`.
+        dense_inverse, kfac_inverse: the work of inverting, :math:`n^3/3` for a Cholesky
+            factorization against :math:`\sum_\ell (\text{in}_\ell+1)^3 + \text{out}_\ell^3` for
+            K-FAC's eigendecompositions of its factors (multiply-adds, up to constant factors).
+    """
+
+    n: int
+    states: int
+    damping: float
+    cg_iters: int
+    cg_cosine: float
+    kfac_cosine: float
+    vanilla_cosine: float
+    kfac_error: float
+    dense_flops: int
+    cg_flops: int
+    dense_stored: int
+    cg_stored: int
+    kfac_stored: int
+    dense_inverse: float
+    kfac_inverse: float
+
+
+def compare_remedies(
+    policy: MLPCategoricalPolicy,
+    theta: Tensor,
+    obs: Tensor,
+    grad: Tensor,
+    *,
+    damping: float = 0.01,
+    cg_iters: int = 10,
+    approximation: Callable[[MLPCategoricalPolicy, Tensor, Tensor], object] = kfac_fisher,
+) -> RemedyComparison:
+    r"""Accuracy and counted cost of CG (``cg_iters`` products, all run) and of K-FAC against the dense solve.
+
+    Args:
+        policy, theta, obs: the policy, its parameters and the batch states.
+        grad: the policy gradient :math:`\hat g`.
+        damping: :math:`\lambda > 0`, the same for all three routes.
+        cg_iters: CG iterations; CG is run without early stopping, so exactly this many
+            Fisher-vector products are made.
+        approximation: builds the K-FAC matrix (:func:`npgbook.kfac.kfac_fisher`), an object with
+            ``dense()``, ``solve(v, damping)``, ``n_stored`` and ``layers``.
+    """
+    from .brittleness import metric_cosine
+
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    grad = require_finite("grad", require_vector("grad", grad, policy.n_params)).to(theta.dtype)
+    damping = require_positive("damping", damping)
+    cg_iters = require_int("cg_iters", cg_iters)
+    n = policy.n_params
+    fisher, form = count_flops(lambda: fisher_score_outer(policy, theta, obs))
+    damped = fisher + damping * torch.eye(n, dtype=fisher.dtype)
+    exact = torch.linalg.solve(damped, grad)
+    dense_flops = form.flops + 2 * n**3 // 3 + 2 * n**2
+
+    def cg_route() -> Tensor:
+        fvp = fisher_vector_product(policy, theta, obs, damping=damping)
+        return conjugate_gradient(fvp, grad, max_iter=cg_iters, rtol=0.0).x
+
+    cg_dir, cg_count = count_flops(cg_route)
+    _, graph_bytes = saved_graph_bytes(lambda: fisher_vector_product(policy, theta, obs, damping=damping))
+    approx = approximation(policy, theta, obs)
+    kfac_dir = approx.solve(grad, damping)  # type: ignore[attr-defined]
+    layers = approx.layers  # type: ignore[attr-defined]
+    return RemedyComparison(
+        n=n,
+        states=obs.shape[0],
+        damping=damping,
+        cg_iters=cg_iters,
+        cg_cosine=metric_cosine(cg_dir, exact, damped),
+        kfac_cosine=metric_cosine(kfac_dir, exact, damped),
+        vanilla_cosine=metric_cosine(grad, exact, damped),
+        kfac_error=float((approx.dense() - fisher).norm() / fisher.norm()),  # type: ignore[attr-defined]
+        dense_flops=int(dense_flops),
+        cg_flops=cg_count.flops,
+        dense_stored=n * n,
+        cg_stored=graph_bytes // fisher.element_size() + 4 * n,
+        kfac_stored=int(approx.n_stored),  # type: ignore[attr-defined]
+        dense_inverse=n**3 / 3,
+        kfac_inverse=float(sum(layer.A.shape[0] ** 3 + layer.G.shape[0] ** 3 for layer in layers)),
+    )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -228,3 +229,149 @@ def policy_snapshot(config: TrainConfig, steps_per_env: int) -> tuple[MLPCategor
     with torch.no_grad():
         old_log_probs = policy.distribution(theta, obs).log_prob(actions)
     return policy, theta, PolicyData(obs, actions, data.advantages.to(DTYPE), old_log_probs)
+
+
+# ----------------------------------------------------------------------------------------
+# Does Adam take curvature into account? (the note's §6: Adam "also takes into account
+# second-order effects")
+
+StepRule = Callable[[Tensor, Callable[[Tensor], Tensor], dict], Tensor]
+"""``rule(x, objective, adam_state) -> step``: one minimization step from ``x``.
+
+``adam_state`` holds Adam's running moments at ``x`` (``"step"``, ``"exp_avg"``,
+``"exp_avg_sq"``, and the hyperparameters ``"lr"``, ``"betas"``, ``"eps"``); a rule may
+differentiate ``objective`` as often as it likes."""
+
+
+def _gradient(objective: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    return torch.func.grad(objective)(x)
+
+
+def adam_step(x: Tensor, objective: Callable[[Tensor], Tensor], state: dict) -> Tensor:
+    """One step of :class:`torch.optim.Adam` from ``x`` with the given running moments."""
+    param = torch.nn.Parameter(x.detach().clone())
+    optimizer = torch.optim.Adam([param], lr=state["lr"], betas=state["betas"], eps=state["eps"])
+    optimizer.state[param] = {
+        "step": torch.tensor(float(state["step"])),
+        "exp_avg": state["exp_avg"].clone(),
+        "exp_avg_sq": state["exp_avg_sq"].clone(),
+    }
+    param.grad = _gradient(objective, x)
+    optimizer.step()
+    return param.detach() - x
+
+
+def diagonal_hessian_step(x: Tensor, objective: Callable[[Tensor], Tensor], state: dict) -> Tensor:
+    r"""Adam with its :math:`\sqrt{\hat v}` replaced by the diagonal of the Hessian: :math:`-\alpha\,\hat m / |\operatorname{diag}\nabla^2 f|`.
+
+    A counterfactual optimizer that *does* use second derivatives (a diagonal Newton method
+    with Adam's momentum), for comparison with :func:`adam_step`.
+    """
+    beta1, _ = state["betas"]
+    t = int(state["step"]) + 1
+    m = beta1 * state["exp_avg"] + (1 - beta1) * _gradient(objective, x)
+    curvature = torch.func.hessian(objective)(x).diagonal().abs()
+    return -state["lr"] * (m / (1 - beta1**t)) / (curvature + state["eps"])
+
+
+def newton_step(x: Tensor, objective: Callable[[Tensor], Tensor], state: dict) -> Tensor:
+    r"""The Newton step :math:`-(\nabla^2 f)^{-1}\nabla f` (on a quadratic with :math:`F = \nabla^2 f`, the natural step)."""
+    return -torch.linalg.solve(torch.func.hessian(objective)(x), _gradient(objective, x))
+
+
+@dataclass(frozen=True)
+class CurvatureResponse:
+    r"""A step rule's response to the curvature when the gradient and the optimizer state are held fixed.
+
+    From the point :math:`x_T` reached by ``warmup`` Adam steps on
+    :math:`f(x) = \frac12(x-a)^\top H(x-a)`, every objective
+    :math:`f_s(x) = g^\top(x-x_T) + \frac s2(x-x_T)^\top H(x-x_T)` has the same gradient
+    :math:`g = \nabla f(x_T)` at :math:`x_T` but the Hessian :math:`sH`.
+
+    Attributes:
+        scales: the curvature scales :math:`s`.
+        point, gradient: :math:`x_T` and :math:`g`.
+        steps: the rule's step from :math:`x_T` on each :math:`f_s`, shape ``(len(scales), d)``.
+        newton_steps: the Newton steps :math:`-(sH)^{-1}g`, for reference.
+        response: :math:`\max_{s,s'}\|\text{step}_s - \text{step}_{s'}\| / \max_s\|\text{step}_s\|`
+            (0: the step ignores the curvature).
+        newton_response: the same for the Newton steps (:math:`1 - s_{\min}/s_{\max}`).
+    """
+
+    scales: np.ndarray
+    point: np.ndarray
+    gradient: np.ndarray
+    steps: np.ndarray
+    newton_steps: np.ndarray
+    response: float
+    newton_response: float
+
+
+def _response(steps: Tensor) -> float:
+    spread = max(float((a - b).norm()) for a in steps for b in steps)
+    return spread / float(steps.norm(dim=1).max())
+
+
+def curvature_response(
+    rule: StepRule = adam_step,
+    *,
+    hessian: Sequence[Sequence[float]] = ((10.0, 3.0), (3.0, 1.0)),
+    minimum: Sequence[float] = (1.0, -1.0),
+    start: Sequence[float] = (0.0, 0.0),
+    scales: Sequence[float] = (0.25, 1.0, 4.0),
+    warmup: int = 20,
+    lr: float = 0.05,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> CurvatureResponse:
+    """Does ``rule``'s step change when only the curvature does? (see :class:`CurvatureResponse`)
+
+    The warm-up runs :class:`torch.optim.Adam` (as :class:`AdamUpdate` does), so the running
+    moments at :math:`x_T` are Adam's own after ``warmup`` steps; float64 throughout.
+    """
+    h = torch.tensor(hessian, dtype=torch.float64)
+    a = torch.tensor(minimum, dtype=torch.float64)
+    if h.ndim != 2 or h.shape[0] != h.shape[1] or a.shape != (h.shape[0],):
+        raise ValueError("hessian must be a (d, d) matrix and minimum a vector of length d")
+    if not bool(torch.all(torch.linalg.eigvalsh(h) > 0)):
+        raise ValueError("hessian must be positive definite")
+    warmup = require_int("warmup", warmup, minimum=0)
+    ss = [float(s) for s in scales]
+    if len(ss) < 2 or min(ss) <= 0:
+        raise ValueError("scales must hold at least two positive numbers")
+    param = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    optimizer = torch.optim.Adam([param], lr=lr, betas=betas, eps=eps)
+    for _ in range(warmup):
+        optimizer.zero_grad()
+        (0.5 * (param - a) @ h @ (param - a)).backward()
+        optimizer.step()
+    x = param.detach().clone()
+    g = h @ (x - a)
+    moments = optimizer.state.get(param, {})
+    state = {
+        "step": float(moments["step"]) if moments else 0.0,
+        "exp_avg": moments["exp_avg"].clone() if moments else torch.zeros_like(x),
+        "exp_avg_sq": moments["exp_avg_sq"].clone() if moments else torch.zeros_like(x),
+        "lr": lr,
+        "betas": betas,
+        "eps": eps,
+    }
+    steps, newton = [], []
+    for s in ss:
+
+        def objective(y: Tensor, s: float = s) -> Tensor:
+            d = y - x
+            return g @ d + 0.5 * s * d @ h @ d
+
+        steps.append(rule(x, objective, state))
+        newton.append(newton_step(x, objective, state))
+    steps_t, newton_t = torch.stack(steps), torch.stack(newton)
+    return CurvatureResponse(
+        np.array(ss),
+        x.numpy().copy(),
+        g.numpy().copy(),
+        steps_t.numpy().copy(),
+        newton_t.numpy().copy(),
+        _response(steps_t),
+        _response(newton_t),
+    )

@@ -1,0 +1,125 @@
+"""Counterfactual tests of chapter 6's claims (npgbook.claims.ch06_natural_gradient_problems).
+
+Each ``test_counterfactual_KEY`` asserts the verdict with the book's inputs and then changes one
+input or implementation of the check -- a bigger laptop, a policy whose estimates do become
+positive definite, too few or too many CG iterations, K-FAC's factors replaced by identities, a
+linear-cost inverse, an optimizer that reads the Hessian -- and asserts the verdict it gives then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from npgbook import claims, kfac
+from npgbook.claims import ch06_natural_gradient_problems as ch06
+from npgbook.experiments import cost, variants
+from npgbook.policies import GaussianPolicy
+
+
+def test_counterfactual_fisher_size():
+    book = claims.run("fisher_size")
+    assert book.outcome == "holds"
+    assert "40 GB in float32" in book.evidence and "2.5× a 16 GB laptop" in book.evidence
+    # a 64 GB workstation holds the float32 matrix: "will not fly" fails
+    assert claims.run("fisher_size", laptop_bytes=64e9).outcome == "does not hold as stated"
+    # a ten times smaller network: 10⁸ entries, 0.4 GB
+    small = claims.run("fisher_size", n_params=10_000)
+    assert small.outcome == "does not hold as stated" and "0 GB in float32" in small.evidence
+
+
+def gaussian_bench():
+    """A Gaussian policy in (μ, σ): no redundant parameter, so its estimates can be definite."""
+    policy = GaussianPolicy("sigma")
+    return policy, policy.params(1.0, 0.5), None
+
+
+def test_counterfactual_estimated_fisher_not_pd():
+    book = claims.run("estimated_fisher_not_pd")
+    assert book.outcome == "holds"
+    assert "singular" in book.evidence and "indefinite in 4 of 4 draws at N = 456" in book.evidence
+    # the Gaussian's two estimates are positive definite once N is large: only small samples fail
+    small_too = claims.run("estimated_fisher_not_pd", bench=gaussian_bench, sizes=(1, 2, 64, 512))
+    assert small_too.outcome == "holds approximately"
+    assert "both positive definite in every draw from N = 64" in small_too.evidence
+    large_only = claims.run("estimated_fisher_not_pd", bench=gaussian_bench, sizes=(64, 512))
+    assert large_only.outcome == "does not hold as stated"
+
+
+def test_estimated_fisher_needs_a_sample_larger_than_n():
+    # below n the outer product is singular by its rank: that alone does not make the claim hold
+    assert claims.run("estimated_fisher_not_pd", sizes=(16, 64)).outcome == "holds approximately"
+
+
+def test_counterfactual_conjugate_gradient_remedy():
+    book = claims.run("conjugate_gradient_remedy")
+    assert book.outcome == "holds" and "cosine 1.000" in book.evidence
+    # one iteration: x₁ ∝ ĝ, the vanilla direction
+    one = claims.run("conjugate_gradient_remedy", cg_iters=1)
+    assert one.outcome == "does not hold as stated"
+    # n = 386 products (what an exact Krylov solve may need) cost more than forming F
+    full = claims.run("conjugate_gradient_remedy", cg_iters=386)
+    assert full.outcome == "does not hold as stated" and "cosine 1.000" in full.evidence
+
+
+def test_cg_costs_are_counted_from_shapes():
+    r = ch06._remedies()
+    assert r.n == 386 and r.cg_iters == 10
+    # forming F costs at least the N n² multiply-adds of its outer products (two actions each)
+    assert r.dense_flops >= 2 * r.states * r.n**2
+    assert r.dense_stored == 386**2 and r.cg_stored < r.dense_stored
+
+
+def identity_factors(policy, theta, obs):
+    """K-FAC with G = I and A = I: the approximation F̂ = I, whose direction is the gradient."""
+    real = kfac.kfac_fisher(policy, theta, obs)
+    layers = tuple(
+        kfac.KFACLayer(torch.eye(layer.A.shape[0]), torch.eye(layer.G.shape[0]), layer.offset)
+        for layer in real.layers
+    )
+    return kfac.KFACFisher(layers, real.n_params)
+
+
+def test_counterfactual_kfac_partial_remedy():
+    book = claims.run("kfac_partial_remedy")
+    assert book.outcome == "holds" and "(133× fewer)" in book.evidence
+    # factors replaced by identities: as cheap, but the direction is the vanilla gradient's
+    identity = claims.run("kfac_partial_remedy", approximation=identity_factors)
+    assert identity.outcome == "does not hold as stated"
+    # an "approximation" as large as F is not a cheap one
+    r = ch06._remedies()
+    dense_sized = dataclasses.replace(r, kfac_stored=r.dense_stored, kfac_inverse=r.dense_inverse)
+    assert ch06._kfac_check(dense_sized).outcome == "does not hold as stated"
+
+
+def test_kfac_factor_counts_by_hand():
+    r = ch06._remedies()
+    # layers 4→16, 16→16, 16→2, inputs with the bias entry
+    assert r.kfac_stored == 5**2 + 16**2 + 17**2 + 16**2 + 17**2 + 2**2
+    assert r.kfac_inverse == 5**3 + 16**3 + 17**3 + 16**3 + 17**3 + 2**3
+
+
+def diagonal(n):
+    return torch.diag(1.0 + torch.arange(n, dtype=torch.float64))
+
+
+def test_counterfactual_inverse_cubic():
+    book = claims.run("inverse_cubic")
+    assert book.outcome == "holds" and "growth exponent 2.99" in book.evidence
+    # inverting a diagonal matrix by its reciprocals: n operations, exponent 1
+    linear = claims.run("inverse_cubic", invert=cost.diagonal_inverse, matrix=diagonal)
+    assert linear.outcome == "does not hold as stated" and "growth exponent 1.00" in linear.evidence
+    # the reciprocal trick on a full matrix is fast but wrong: the residual check rejects it
+    wrong = claims.run("inverse_cubic", invert=cost.diagonal_inverse)
+    assert wrong.outcome == "does not hold as stated"
+
+
+def test_counterfactual_adam_second_order():
+    book = claims.run("adam_second_order")
+    assert book.outcome == "does not hold as stated"
+    assert "changes by below 1e-12" in book.evidence
+    # Adam's √v̂ replaced by the diagonal of the Hessian: the step follows the curvature
+    curvature = claims.run("adam_second_order", rule=variants.diagonal_hessian_step)
+    assert curvature.outcome == "holds"
+    assert claims.run("adam_second_order", rule=variants.newton_step).outcome == "holds"
