@@ -9,11 +9,28 @@
 * :mod:`npgbook.experiments.brittleness` -- singular sampled Fisher matrices, damping, undamped CG (§6);
 * :mod:`npgbook.experiments.cost` -- what building and inverting :math:`F` costs, dense, by CG and
   by K-FAC (§4, §6);
-* :mod:`npgbook.experiments.variants` -- NPG against Adam and the damping variants on CartPole (§6).
+* :mod:`npgbook.experiments.variants` -- NPG against Adam and the damping variants on CartPole, and
+  how Adam's step responds to curvature (§6);
+* :mod:`npgbook.experiments.kl_fisher` -- chapter 3's KL and Fisher experiments: rays, sampled KL,
+  coordinates with F = I (§3);
+* :mod:`npgbook.experiments.lagrangian` -- chapter 4's penalty, sampled-Fisher, definiteness,
+  locality and cost experiments (§4);
+* :mod:`npgbook.experiments.exact_natural` -- chapter 5's natural step on exact problems: budget,
+  realized KL, invariance, plateaus and peaks (§5-§6).
 
 Each builds on the core library and on :mod:`npgbook.problems`; nothing in the core imports them.
 """
 
-from . import ascent, brittleness, cost, taylor, trust_region, variants
+from . import ascent, brittleness, cost, exact_natural, kl_fisher, lagrangian, taylor, trust_region, variants
 
-__all__ = ["ascent", "brittleness", "cost", "taylor", "trust_region", "variants"]
+__all__ = [
+    "ascent",
+    "brittleness",
+    "cost",
+    "exact_natural",
+    "kl_fisher",
+    "lagrangian",
+    "taylor",
+    "trust_region",
+    "variants",
+]
