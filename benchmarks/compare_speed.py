@@ -82,6 +82,13 @@ def checkout(rev: str, into: Path) -> Path:
     return into
 
 
+def short(rev: str) -> str:
+    """The abbreviated commit hash of a revision (what the results are labelled with)."""
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", rev], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
 def start(path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(path), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
@@ -173,7 +180,7 @@ def main() -> None:
         return
     first, last = (int(x) for x in args.seeds.split("-"))
     seeds = list(range(first, last + 1))
-    labels = [args.base, args.head]
+    labels = [short(args.base), "worktree" if args.head == "WORKTREE" else short(args.head)]
     with tempfile.TemporaryDirectory() as tmp:
         paths = [checkout(args.base, Path(tmp) / "base")]
         paths.append(ROOT if args.head == "WORKTREE" else checkout(args.head, Path(tmp) / "head"))

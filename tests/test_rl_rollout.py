@@ -8,7 +8,7 @@ from gymnasium.wrappers import TimeLimit
 
 import npgbook as nb
 from npgbook.rl import VectorSampler, evaluate_policy, make_vector_env
-from npgbook.rl.rollout import _logits_fn
+from npgbook.rl.rollout import _logits_fn, _numpy_actor
 
 
 class EpisodeClock(gym.Env):
@@ -190,3 +190,99 @@ def test_evaluate_actor_matches_single_environments():
             done = term or trunc
         expected.append(total)
     assert returns.tolist() == expected
+
+
+def test_numpy_actor_is_inverse_cdf_sampling_of_the_policy():
+    """The numpy actor picks the first action a with u < P(A <= a) under the policy's own probabilities."""
+    policy = nb.MLPCategoricalPolicy(4, 3, (7, 5), dtype=torch.float64)
+    theta = policy.initial_params(2, last_layer_scale=3.0)
+    obs = np.random.default_rng(0).normal(size=(500, 4)).astype(np.float32)
+    u = np.random.default_rng(1).uniform(size=(500, 1))
+    probs = policy.distribution(theta, torch.from_numpy(obs).double()).probs.numpy()
+    expected = (u >= probs.cumsum(axis=1)[:, :-1]).sum(axis=1)
+    assert np.array_equal(_numpy_actor(policy, theta)(obs, u), expected)
+    assert len(set(expected.tolist())) == 3
+
+
+def _episodes_from_batches(batches, n_envs):
+    """Episode returns and lengths recounted slot by slot, in the order the episodes ended."""
+    ret, length, out = np.zeros(n_envs), np.zeros(n_envs, dtype=int), []
+    for b in batches:
+        for t in range(b.valid.shape[0]):
+            for i in range(n_envs):
+                if b.valid[t, i]:
+                    ret[i] += float(b.rewards[t, i])
+                    length[i] += 1
+                    if b.terminated[t, i] or b.truncated[t, i]:
+                        out.append((ret[i], int(length[i])))
+                        ret[i], length[i] = 0.0, 0
+    return out
+
+
+def episodes_of(batches):
+    """The (return, length) pairs the sampler reported, in order."""
+    return [(r, n) for b in batches for r, n in zip(b.episode_returns, b.episode_lengths)]
+
+
+@pytest.mark.parametrize("steps_per_env", [1, 3, 13])
+def test_episode_returns_and_lengths_carry_across_batches(steps_per_env):
+    """Episodes that span batches are counted once, whole; an EpisodeClock return is known in closed form."""
+    sampler = VectorSampler(make_clock_vector(), seed=0)
+    policy = nb.MLPCategoricalPolicy(2, 2, (4,))
+    theta = policy.initial_params(0)
+    gen = torch.Generator().manual_seed(0)
+    batches = [sampler.collect(policy, theta, steps_per_env, gen) for _ in range(40 // steps_per_env)]
+    assert episodes_of(batches) == _episodes_from_batches(batches, len(SPECS))
+    for b in batches:  # reward 100 * episode + t summed over t = 1..n
+        for r, n in zip(b.episode_returns, b.episode_lengths):
+            assert (r - n * (n + 1) / 2) % (100 * n) == 0
+    steps = [s for b in batches for s in b.episode_end_steps]
+    assert steps == sorted(steps) and steps[-1] <= sampler.total_steps
+
+
+def test_numpy_vectorized_cartpole_replays_on_single_environments():
+    """With the default (vector_entry_point) CartPole, every episode replays on gym.make's CartPole
+    started from the batch's first observation, with the same rewards, ends and time limit."""
+    sampler = VectorSampler(make_vector_env("CartPole-v1", 4), seed=5)
+    assert type(sampler.env).__name__ == "CartPoleVectorEnv"
+    policy = nb.MLPCategoricalPolicy(4, 2, (8,), dtype=torch.float32)
+    theta = policy.initial_params(0, last_layer_scale=1.0)
+    gen = torch.Generator().manual_seed(1)
+    batches = [sampler.collect(policy, theta, 150, gen) for _ in range(2)]
+    obs = torch.cat([batches[0].obs[:-1], batches[1].obs]).double().numpy()
+    cat = {k: torch.cat([getattr(b, k) for b in batches]) for k in ("actions", "rewards", "terminated", "truncated", "valid")}
+    assert cat["terminated"].any() and not cat["valid"].all()
+    env = gym.make("CartPole-v1", max_episode_steps=10_000)
+    for i in range(4):
+        start = True
+        for t in range(obs.shape[0] - 1):
+            if not cat["valid"][t, i]:
+                start = True
+                continue
+            if start:
+                env.reset()
+                env.unwrapped.state = obs[t, i].copy()
+                start = False
+            o, r, term, _, _ = env.step(int(cat["actions"][t, i]))
+            assert np.allclose(obs[t + 1, i], o, atol=1e-5)
+            assert (float(cat["rewards"][t, i]), bool(cat["terminated"][t, i])) == (r, term)
+    assert sampler.total_steps == int(cat["valid"].sum())
+    assert episodes_of(batches) == _episodes_from_batches(batches, 4)
+
+
+def test_vector_entry_point_truncates_at_the_time_limit():
+    """Time-limit ends are truncations of exactly the limit's length; terminations are shorter or equal."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    sampler = VectorSampler(CartPoleVectorEnv(num_envs=3, max_episode_steps=15), seed=0)
+    policy = nb.MLPCategoricalPolicy(4, 2, (8,))
+    b = sampler.collect(policy, policy.initial_params(0), 200, torch.Generator().manual_seed(0))
+    ends = b.terminated | b.truncated
+    lengths = np.array(b.episode_lengths)
+    truncated = b.truncated[ends].numpy()  # in the order the episodes ended (time, then copy)
+    assert truncated.any() and (~truncated).any()
+    assert np.all(lengths[truncated] == 15) and np.all(lengths <= 15)
+    assert type(make_vector_env("CartPole-v1", 2)).__name__ == "CartPoleVectorEnv"
+    acrobot = make_vector_env("Acrobot-v1", 2)  # no vector entry point: "auto" falls back to sync
+    assert type(acrobot).__name__ == "SyncVectorEnv"
+    assert acrobot.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP

@@ -83,7 +83,8 @@ HELP: dict[str, str] = {
     "value_epochs": "passes of Adam over each batch to fit the value baseline (0 = no baseline learning)",
     "value_minibatch": "minibatch size of the value fit",
     "dtype": "floating type of policy and value networks: float32 (fast) or float64",
-    "vectorization_mode": "gym.make_vec mode: sync, async or vector_entry_point",
+    "vectorization_mode": "gym.make_vec mode: auto (the env's numpy-vectorized version if it has one, else sync), "
+    "sync, async or vector_entry_point",
     "num_threads": "torch threads while training (restored afterwards); 1 is fastest for small networks",
 }
 
@@ -117,7 +118,7 @@ class TrainConfig:
     value_epochs: int = 10
     value_minibatch: int = 256
     dtype: str = "float32"
-    vectorization_mode: str = "sync"
+    vectorization_mode: str = "auto"
     num_threads: int = 1
 
     def __post_init__(self) -> None:

@@ -31,7 +31,7 @@ from torch import Tensor
 from .._checks import require_int
 from ..policies import MLPCategoricalPolicy, Policy
 
-VECTORIZATION_MODES = ("sync", "async", "vector_entry_point")
+VECTORIZATION_MODES = ("auto", "sync", "async", "vector_entry_point")
 
 
 @dataclass
@@ -76,16 +76,19 @@ class Batch:
 
 
 def make_vector_env(
-    env_id: str = "CartPole-v1", num_envs: int = 8, vectorization_mode: str = "sync"
+    env_id: str = "CartPole-v1", num_envs: int = 8, vectorization_mode: str = "auto"
 ) -> gym.vector.VectorEnv:
     """``gym.make_vec(env_id, num_envs, vectorization_mode)``, with checked arguments.
 
     Args:
         env_id: a registered gymnasium id with a vector observation and discrete actions.
         num_envs: number of parallel copies ``N``.
-        vectorization_mode: ``"sync"`` (copies stepped in turn in this process; the fastest
-            for CartPole on two cores), ``"async"`` (one subprocess per copy) or
-            ``"vector_entry_point"`` (the environment's own numpy-vectorized version).
+        vectorization_mode: ``"vector_entry_point"`` (the environment's own numpy-vectorized
+            version: all copies in one array, the fastest; CartPole has one),
+            ``"sync"`` (copies stepped in turn in this process, each with its own wrappers),
+            ``"async"`` (one subprocess per copy), or ``"auto"`` (the default):
+            ``"vector_entry_point"`` when the environment registers one, else ``"sync"``.
+            All of them use the same ``NEXT_STEP`` autoreset rule.
     """
     num_envs = require_int("num_envs", num_envs)
     if vectorization_mode not in VECTORIZATION_MODES:
@@ -93,6 +96,9 @@ def make_vector_env(
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a string, got {type(env_id).__name__}")
     try:
+        if vectorization_mode == "auto":
+            has_vector = gym.spec(env_id).vector_entry_point is not None
+            vectorization_mode = "vector_entry_point" if has_vector else "sync"
         return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode)
     except gym.error.Error as exc:
         raise ValueError(f"env_id {env_id!r} cannot be made: {exc}") from exc
@@ -118,6 +124,41 @@ def _logits_fn(policy: Policy, theta: Tensor) -> Callable[[Tensor], Tensor]:
 
         return logits
     return lambda obs: policy._distribution(theta, obs).logits
+
+
+def _numpy_actor(policy: Policy, theta: Tensor) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    r"""``(obs, u) -> actions`` for a fixed ``theta``: inverse-CDF sampling from the policy.
+
+    ``obs`` has shape ``(N, obs_dim)`` and ``u`` holds one uniform per row, shape ``(N, 1)``.
+    With logits :math:`\ell` and :math:`c_j = \sum_{b\le j} e^{\ell_b - \max\ell}`, the
+    action is :math:`\#\{j < n - 1 : c_j \le u\, c_{n-1}\}`, i.e. the first :math:`a` with
+    :math:`u < P(A \le a)`. For :class:`~npgbook.policies.MLPCategoricalPolicy` the tanh network
+    runs in numpy on weights converted once per batch: on the few rows of a vector env, one
+    numpy call costs about a microsecond, a third of a torch call, and the observations and
+    actions never leave numpy. Other policies go through :func:`_logits_fn`.
+    """
+    if isinstance(policy, MLPCategoricalPolicy):
+        weights = [w.numpy() for w in policy.unflatten(theta).values()]
+        *hidden, (w_out, b_out) = [(w.T.copy(), b) for w, b in zip(weights[::2], weights[1::2])]
+
+        def logits(obs: np.ndarray) -> np.ndarray:
+            for w, b in hidden:
+                obs = np.tanh(obs @ w + b)
+            return obs @ w_out + b_out
+
+    else:
+        torch_logits = _logits_fn(policy, theta)
+
+        def logits(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return torch_logits(torch.from_numpy(obs).to(policy.dtype)).numpy()
+
+    def act(obs: np.ndarray, u: np.ndarray) -> np.ndarray:
+        ell = logits(obs)
+        cdf = np.exp(ell - ell.max(axis=1, keepdims=True)).cumsum(axis=1)
+        return (cdf[:, :-1] <= u * cdf[:, -1:]).sum(axis=1)
+
+    return act
 
 
 class VectorSampler:
@@ -166,7 +207,13 @@ class VectorSampler:
         r"""Run :math:`\pi_\theta` for ``steps_per_env`` vector steps and return the batch.
 
         Actions are drawn by inverse-CDF sampling from uniforms generated up front with
-        ``generator``, so the sampling is fixed by the generator's seed.
+        ``generator``, so the sampling is fixed by the generator's seed: action :math:`a` is
+        the number of partial sums :math:`\sum_{b \le j} e^{\ell_b}`, :math:`j < n-1`, that
+        are :math:`\le u \sum_b e^{\ell_b}` for logits :math:`\ell` and a uniform :math:`u`.
+
+        The loop over time does only what must be done step by step (act, step the
+        environment, store); the masking of autoreset slots, the step counts and the episode
+        returns and lengths are computed afterwards on whole arrays.
 
         Args:
             policy: a discrete policy whose observation size and action count match the env.
@@ -190,44 +237,44 @@ class VectorSampler:
         term_buf = np.empty((T, N), dtype=bool)
         trunc_buf = np.empty((T, N), dtype=bool)
         valid_buf = np.empty((T, N), dtype=bool)
-        uniforms = torch.rand((T, N, 1), generator=generator, dtype=policy.dtype)
-        logits_of = _logits_fn(policy, theta)
+        times = np.empty(T)
+        uniforms = torch.rand((T, N, 1), generator=generator, dtype=policy.dtype).numpy()
+        act = _numpy_actor(policy, theta)
+        step, clock = self.env.step, time.perf_counter
+        obs_buf[0] = self._obs
+        valid = ~self._needs_reset
+        for t in range(T):
+            valid_buf[t] = valid
+            act_buf[t] = act(obs_buf[t], uniforms[t])
+            obs, reward, terminated, truncated, _ = step(act_buf[t])
+            times[t] = clock()
+            obs_buf[t + 1], rew_buf[t], term_buf[t], trunc_buf[t] = obs, reward, terminated, truncated
+            valid = ~((terminated | truncated) & valid)  # the next call after an episode end is an autoreset
+        # an autoreset slot is not a step: no reward, no episode end
+        rew_buf *= valid_buf
+        term_buf &= valid_buf
+        trunc_buf &= valid_buf
+        done = term_buf | trunc_buf
+        steps_after = self.total_steps + np.cumsum(valid_buf.sum(axis=1))  # total steps after slot t
+        # each copy's running return and length, carried over from the previous batch
+        ret = self._episode_return + np.cumsum(rew_buf, axis=0, dtype=np.float64)
+        length = self._episode_length + np.cumsum(valid_buf, axis=0)
+        ret_before, len_before = np.zeros(N), np.zeros(N, dtype=np.int64)  # at the last episode end
         returns: list[float] = []
         lengths: list[int] = []
         end_steps: list[int] = []
         end_times: list[float] = []
-        obs = self._obs
-        with torch.no_grad():
-            for t in range(T):
-                obs_buf[t] = obs
-                valid = ~self._needs_reset
-                valid_buf[t] = valid
-                probs = torch.softmax(logits_of(torch.from_numpy(obs_buf[t]).to(policy.dtype)), dim=-1)
-                cdf = probs.cumsum(-1)[:, :-1]
-                action = (uniforms[t] >= cdf).sum(-1).numpy()
-                act_buf[t] = action
-                obs, reward, terminated, truncated, _ = self.env.step(action)
-                obs = np.asarray(obs, dtype=np.float32)
-                reward = np.where(valid, reward, 0.0)
-                terminated = np.logical_and(terminated, valid)
-                truncated = np.logical_and(truncated, valid)
-                rew_buf[t], term_buf[t], trunc_buf[t] = reward, terminated, truncated
-                self.total_steps += int(valid.sum())
-                self._episode_return += reward
-                self._episode_length += valid
-                done = terminated | truncated
-                if done.any():
-                    now = time.perf_counter()
-                    for i in np.flatnonzero(done):
-                        returns.append(float(self._episode_return[i]))
-                        lengths.append(int(self._episode_length[i]))
-                        end_steps.append(self.total_steps)
-                        end_times.append(now)
-                    self._episode_return[done] = 0.0
-                    self._episode_length[done] = 0
-                self._needs_reset = done
-        obs_buf[T] = obs
-        self._obs = obs
+        for t, i in zip(*np.nonzero(done)):  # in the order the episodes ended
+            returns.append(float(ret[t, i] - ret_before[i]))
+            lengths.append(int(length[t, i] - len_before[i]))
+            end_steps.append(int(steps_after[t]))
+            end_times.append(float(times[t]))
+            ret_before[i], len_before[i] = ret[t, i], length[t, i]
+        self._episode_return = ret[-1] - ret_before
+        self._episode_length = length[-1] - len_before
+        self.total_steps = int(steps_after[-1])
+        self._needs_reset = ~valid
+        self._obs = obs_buf[T].copy()
         return Batch(
             obs=torch.from_numpy(obs_buf).to(policy.dtype),
             actions=torch.from_numpy(act_buf),
