@@ -144,7 +144,7 @@ def test_reinforce_is_plain_gradient_ascent():
 )
 def test_non_positive_or_non_finite_curvature_skips_the_update(monkeypatch, update, operator):
     policy, theta, data = make_data(0)
-    monkeypatch.setattr(algorithms, "fisher_vector_product", lambda *a, **k: operator)
+    monkeypatch.setattr(algorithms, "fisher_operator", lambda *a, **k: operator)
     with pytest.warns(UpdateSkippedWarning, match="not positive and finite"):
         out = update(policy, theta, data, TrainConfig())
     assert not out.accepted and torch.equal(out.theta, theta) and torch.isfinite(out.theta).all()

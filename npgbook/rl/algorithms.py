@@ -9,7 +9,9 @@ Each iteration :math:`k` of :class:`Trainer` does, for all three algorithms:
 3. form the sample policy gradient :math:`\hat g_k = \frac1M\sum_t \nabla_\theta \log
    \pi_\theta(a_t\mid s_t)\,\hat A_t` (:func:`policy_gradient`) and -- for NPG and TRPO --
    the sampled KL Hessian :math:`\hat H_k` as a Fisher-vector product
-   (:func:`npgbook.fisher.fisher_vector_product`; the matrix is never formed);
+   (:func:`~npgbook.rl.mlp.fisher_operator`, the product of
+   :func:`npgbook.fisher.fisher_vector_product` computed in closed form for the MLP policy;
+   the matrix is never formed);
 4. update :math:`\theta`:
 
    * **NPG** (:func:`npg_update`): :math:`\theta_{k+1} = \theta_k + \sqrt{2\delta /
@@ -44,10 +46,10 @@ from torch import Tensor
 
 from .._checks import require_int, require_positive
 from ..divergences import _policy_kl
-from ..fisher import fisher_vector_product
 from ..natural import natural_step
 from ..policies import MLPCategoricalPolicy, Policy
 from .advantages import gae, normalize_advantages
+from .mlp import fisher_operator
 from .rollout import VECTORIZATION_MODES, VectorSampler, make_vector_env
 from .value import ValueFunction
 
@@ -244,7 +246,7 @@ def _natural_step(
     grad_norm = float(grad.norm())
     if grad_norm == 0.0:
         return grad, _skip(theta, "the policy gradient is 0 (all advantages equal)", quad=0.0, grad_norm=0.0), {}
-    fvp = fisher_vector_product(policy, theta, data.obs, damping=config.cg_damping)
+    fvp = fisher_operator(policy, theta, data.obs, damping=config.cg_damping)
     try:
         step = natural_step(grad, fvp, config.delta, max_iter=config.cg_iters, rtol=config.cg_rtol)
     except ValueError as exc:  # NotPositiveDefiniteError, or a non-finite Fisher-vector product
