@@ -42,9 +42,11 @@ def worker() -> None:
     from npgbook.rl import TrainConfig, Trainer, first_solved
 
     torch.set_num_threads(1)
+    overrides = json.loads(os.environ.get("COMPARE_CONFIG", "{}"))
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
 
     def solve(seed: int, budget: int) -> dict:
-        trainer = Trainer(TrainConfig(seed=seed, total_steps=budget))
+        trainer = Trainer(TrainConfig(seed=seed, total_steps=budget, **overrides))
         found = None
         try:
             while trainer.sampler.total_steps < budget:
@@ -89,8 +91,8 @@ def short(rev: str) -> str:
     ).stdout.strip()
 
 
-def start(path: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(path), "OMP_NUM_THREADS": "1"}
+def start(path: Path, config: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(path), "OMP_NUM_THREADS": "1", "COMPARE_CONFIG": config}
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
     )
@@ -173,6 +175,8 @@ def main() -> None:
     parser.add_argument("--head", default="WORKTREE", help="git revision of the new version, or WORKTREE")
     parser.add_argument("--seeds", default="1001-1010")
     parser.add_argument("--budget", type=int, default=150_000)
+    parser.add_argument("--base-config", default="{}", help="JSON TrainConfig changes for the base, e.g. '{\"value_epochs\": 5}'")
+    parser.add_argument("--head-config", default="{}", help="JSON TrainConfig changes for the head")
     parser.add_argument("--name", default=None, help="save results as results/compare_<name>.json")
     args = parser.parse_args()
     if args.worker:
@@ -181,11 +185,14 @@ def main() -> None:
     first, last = (int(x) for x in args.seeds.split("-"))
     seeds = list(range(first, last + 1))
     labels = [short(args.base), "worktree" if args.head == "WORKTREE" else short(args.head)]
+    labels = [lab + ("" if c == "{}" else " " + c) for lab, c in zip(labels, (args.base_config, args.head_config))]
+    if labels[0] == labels[1]:
+        labels[1] += " (head)"
     with tempfile.TemporaryDirectory() as tmp:
         paths = [checkout(args.base, Path(tmp) / "base")]
         paths.append(ROOT if args.head == "WORKTREE" else checkout(args.head, Path(tmp) / "head"))
         load_before = [round(x, 2) for x in os.getloadavg()]
-        procs = [start(p) for p in paths]
+        procs = [start(p, c) for p, c in zip(paths, (args.base_config, args.head_config))]
         runs: dict[str, list[dict]] = {label: [] for label in labels}
         for k, seed in enumerate(seeds):
             order = (0, 1) if k % 2 == 0 else (1, 0)
@@ -204,6 +211,7 @@ def main() -> None:
         "labels": labels,
         "seeds": seeds,
         "budget": args.budget,
+        "configs": [args.base_config, args.head_config],
         "load_before": load_before,
         "load_after": load_after,
         "runs": runs,
