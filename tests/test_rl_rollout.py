@@ -244,7 +244,7 @@ def test_numpy_vectorized_cartpole_replays_on_single_environments():
     """With the default (vector_entry_point) CartPole, every episode replays on gym.make's CartPole
     started from the batch's first observation, with the same rewards, ends and time limit."""
     sampler = VectorSampler(make_vector_env("CartPole-v1", 4), seed=5)
-    assert type(sampler.env).__name__ == "CartPoleVectorEnv"
+    assert type(sampler.env).__name__ == "FastCartPoleVectorEnv"
     policy = nb.MLPCategoricalPolicy(4, 2, (8,), dtype=torch.float32)
     theta = policy.initial_params(0, last_layer_scale=1.0)
     gen = torch.Generator().manual_seed(1)
@@ -282,7 +282,30 @@ def test_vector_entry_point_truncates_at_the_time_limit():
     truncated = b.truncated[ends].numpy()  # in the order the episodes ended (time, then copy)
     assert truncated.any() and (~truncated).any()
     assert np.all(lengths[truncated] == 15) and np.all(lengths <= 15)
-    assert type(make_vector_env("CartPole-v1", 2)).__name__ == "CartPoleVectorEnv"
+    assert type(make_vector_env("CartPole-v1", 2)).__name__ == "FastCartPoleVectorEnv"
+    assert type(make_vector_env("CartPole-v1", 2, "vector_entry_point")).__name__ == "CartPoleVectorEnv"
     acrobot = make_vector_env("Acrobot-v1", 2)  # no vector entry point: "auto" falls back to sync
     assert type(acrobot).__name__ == "SyncVectorEnv"
     assert acrobot.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
+
+
+@pytest.mark.parametrize("integrator", ["euler", "semi-implicit euler"])
+def test_fast_cartpole_is_bitwise_gymnasiums_vector_cartpole(integrator):
+    """Same seed, same actions: observations, rewards, flags and autoresets identical to the bit."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+    from npgbook.rl.cartpole import FastCartPoleVectorEnv
+
+    ref, fast = CartPoleVectorEnv(num_envs=6, max_episode_steps=40), FastCartPoleVectorEnv(num_envs=6, max_episode_steps=40)
+    ref.kinematics_integrator = fast.kinematics_integrator = integrator
+    o1, _ = ref.reset(seed=3)
+    o2, _ = fast.reset(seed=3)
+    assert np.array_equal(o1, o2)
+    actions = np.random.default_rng(0).integers(0, 2, size=(400, 6))
+    ends = 0
+    for a in actions:
+        out1, out2 = ref.step(a), fast.step(a)
+        for u, v in zip(out1[:4], out2[:4]):
+            assert u.dtype == v.dtype and np.array_equal(u, v)
+        ends += int((out1[2] | out1[3]).sum())
+    assert ends > 20
