@@ -67,10 +67,14 @@ class TanhMLP:
             k += o
         return out
 
-    def forward(self, theta: Tensor, x: Tensor) -> list[Tensor]:
-        """The activations ``[h_0 = x, h_1, ..., h_L, y]``; ``y`` is the (linear) output."""
+    def forward(self, theta: Tensor, x: Tensor, layers: list[tuple[Tensor, Tensor]] | None = None) -> list[Tensor]:
+        """The activations ``[h_0 = x, h_1, ..., h_L, y]``; ``y`` is the (linear) output.
+
+        ``layers`` is ``self.layers(theta)`` if the caller keeps it (the views stay valid while
+        ``theta`` is updated in place).
+        """
         acts = [x]
-        layers = self.layers(theta)
+        layers = self.layers(theta) if layers is None else layers
         for w, b in layers[:-1]:
             acts.append(tanh_(torch.addmm(b, acts[-1], w.T)))
         w, b = layers[-1]
@@ -84,13 +88,17 @@ class TanhMLP:
         grad_out: Tensor,
         out: Tensor | None = None,
         slopes: list[Tensor] | None = None,
+        layers: list[tuple[Tensor, Tensor]] | None = None,
+        out_layers: list[tuple[Tensor, Tensor]] | None = None,
     ) -> Tensor:
         r""":math:`J^\top u` for ``u = grad_out`` of the output's shape, summed over rows, as a flat vector.
 
-        ``out`` receives the result if given; ``slopes`` as in :meth:`jvp`.
+        ``out`` receives the result if given; ``slopes`` as in :meth:`jvp`; ``layers`` and
+        ``out_layers`` are ``self.layers`` of ``theta`` and ``out``, if the caller keeps them.
         """
         grad = torch.empty_like(theta) if out is None else out
-        layers, grads = self.layers(theta), self.layers(grad)
+        layers = self.layers(theta) if layers is None else layers
+        grads = self.layers(grad) if out_layers is None else out_layers
         delta = grad_out
         for k in range(len(layers) - 1, -1, -1):
             gw, gb = grads[k]
@@ -101,12 +109,21 @@ class TanhMLP:
                 delta = torch.mm(delta, layers[k][0]).mul_(1.0 - h * h if slopes is None else slopes[k - 1])
         return grad
 
-    def jvp(self, theta: Tensor, acts: list[Tensor], v: Tensor, slopes: list[Tensor] | None = None) -> Tensor:
+    def jvp(
+        self,
+        theta: Tensor,
+        acts: list[Tensor],
+        v: Tensor,
+        slopes: list[Tensor] | None = None,
+        layers: list[tuple[Tensor, Tensor]] | None = None,
+    ) -> Tensor:
         r""":math:`J v`, the change of the output along the parameter direction ``v`` (shape of ``y``).
 
-        ``slopes`` are the :math:`1 - h_l^2` of the hidden layers, if already computed.
+        ``slopes`` are the :math:`1 - h_l^2` of the hidden layers, if already computed;
+        ``layers`` as in :meth:`forward`.
         """
-        layers, tangent = self.layers(theta), self.layers(v)
+        layers = self.layers(theta) if layers is None else layers
+        tangent = self.layers(v)
         if slopes is None:
             slopes = [1.0 - h * h for h in acts[1:-1]]
         dh = None
@@ -147,20 +164,22 @@ def fisher_operator(
     assert obs is not None
     damping = require_positive("damping", damping, allow_zero=True)
     net = TanhMLP((policy.obs_dim, *policy.hidden, policy.n_actions))
+    layers = net.layers(theta)
     with torch.no_grad():
-        acts = net.forward(theta, obs)
+        acts = net.forward(theta, obs, layers)
         p = torch.softmax(acts[-1], dim=-1) / obs.shape[0]  # the 1/M of the mean folded in
     slopes = [1.0 - h * h for h in acts[1:-1]]
     out = torch.empty_like(theta)
+    out_layers = net.layers(out)
 
     def fvp(v: Tensor) -> Tensor:
         v = torch.as_tensor(v, dtype=theta.dtype)
         if v.shape != theta.shape or not bool(torch.isfinite(v).all()):
             raise ValueError(f"v must be a finite vector of length {theta.shape[0]}, got shape {tuple(v.shape)}")
         with torch.no_grad():
-            dl = net.jvp(theta, acts, v, slopes)
+            dl = net.jvp(theta, acts, v, slopes, layers)
             u = p * dl
             u.sub_(p * (u.sum(-1, keepdim=True) * obs.shape[0]))  # (diag p - p p^T) dl, per row, / M
-            return net.backward(theta, acts, u, out=out, slopes=slopes).clone().add_(v, alpha=damping)
+            return net.backward(theta, acts, u, out, slopes, layers, out_layers).clone().add_(v, alpha=damping)
 
     return fvp

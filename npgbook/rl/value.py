@@ -66,6 +66,7 @@ class ValueFunction:
         self._m = torch.zeros_like(self.params)  # Adam's first and second moments
         self._v = torch.zeros_like(self.params)
         self._steps = 0
+        self._layers, self._grad_layers = self.mlp.layers(self.params), self.mlp.layers(self._grad)  # views, kept
 
     def __call__(self, obs: Tensor) -> Tensor:
         """Values of a batch of observations ``(..., obs_dim) -> (...)``, without gradient."""
@@ -108,7 +109,8 @@ class ValueFunction:
                 order = torch.randperm(m, generator=generator)
                 for start in range(0, m, self.minibatch_size):
                     idx = order[start : start + self.minibatch_size]
-                    acts = mlp.forward(params, obs[idx])
+                    acts = mlp.forward(params, obs[idx], self._layers)
                     residual = acts[-1].sub_(targets[idx, None]).mul_(2.0 / idx.shape[0])
-                    self._adam_step(mlp.backward(params, acts, residual, out=self._grad))
+                    grad = mlp.backward(params, acts, residual, self._grad, None, self._layers, self._grad_layers)
+                    self._adam_step(grad)
         return loss_before
