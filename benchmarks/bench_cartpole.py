@@ -1,7 +1,9 @@
 """Benchmark: npgbook NPG (Algorithm 1) against sb3-contrib TRPO on CartPole-v1, seeds 0-9, one thread.
 
-Both agents train for the same budget of real environment steps, interleaved seed by seed in
-one process, with ``torch.set_num_threads(1)``. For each run it records
+Both agents train, interleaved seed by seed in one process with ``torch.set_num_threads(1)``,
+until the mean return of their last 20 training episodes reaches 475 or a budget of real
+environment steps runs out (``--full-budget`` trains for the whole budget instead). For each
+run it records
 
 * env steps and wall seconds (from building the env and model) until the mean return of the
   last 20 finished *training* episodes first reaches 475;
@@ -62,11 +64,17 @@ def outcome(returns: list[float], end_steps: list[int], end_times: list[float]) 
     }
 
 
+STOP_WHEN_SOLVED = True  # set by --full-budget
+
+
 def run_npgbook(seed: int, budget: int) -> dict:
-    """Train npgbook NPG for ``budget`` env steps; time from building the trainer."""
+    """Train npgbook NPG for ``budget`` env steps (or until solved); time from building the trainer."""
     trainer = Trainer(NPG_CONFIG.replace(seed=seed, total_steps=budget))
     try:
-        trainer.run()
+        while trainer.sampler.total_steps < budget:
+            trainer.iteration()
+            if STOP_WHEN_SOLVED and first_solved(trainer.episodes.returns, window=WINDOW, threshold=THRESHOLD) is not None:
+                break
     finally:
         trainer.close()
     log = trainer.episodes
@@ -77,7 +85,7 @@ def run_npgbook(seed: int, budget: int) -> dict:
 
 
 def run_sb3_trpo(seed: int, budget: int) -> dict:
-    """Train sb3-contrib TRPO with the RL Zoo hyperparameters for ``budget`` env steps."""
+    """Train sb3-contrib TRPO with the RL Zoo hyperparameters for ``budget`` env steps (or until solved)."""
     from sb3_contrib import TRPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -96,6 +104,8 @@ def run_sb3_trpo(seed: int, budget: int) -> dict:
                     self.returns.append(float(info["episode"]["r"]))
                     self.end_steps.append(int(self.num_timesteps))
                     self.end_times.append(time.perf_counter() - self.start)
+                    if STOP_WHEN_SOLVED and first_solved(self.returns, window=WINDOW, threshold=THRESHOLD) is not None:
+                        return False  # stop training: solved
             return True
 
     start = time.perf_counter()
@@ -153,6 +163,12 @@ def median_or_none(values: list[float | None]) -> float | None:
     return None if m == float("inf") else m
 
 
+def quartiles(values: list[float | None]) -> tuple[float, float]:
+    """The 25% and 75% quantiles over seeds, an unsolved run counting as +inf."""
+    v = np.array([x if x is not None else np.inf for x in values], dtype=float)
+    return float(np.quantile(v, 0.25)), float(np.quantile(v, 0.75))
+
+
 def report(data: dict) -> str:
     """The markdown report of a saved benchmark run."""
     runs, budget, seeds = data["runs"], data["budget"], data["seeds"]
@@ -162,15 +178,18 @@ def report(data: dict) -> str:
         f"Run on {data['date']} with `{data['command']}`.",
         "",
         "Machine and versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
-        f"Load average when the run started: {data['load_average']}. One torch thread per run; runs interleaved seed by seed.",
+        (f"Load average (1, 5, 15 min) when the run started: {data['load_average']}, when it ended: "
+        f"{data.get('load_average_end')}. One torch thread per run; runs interleaved seed by seed."),
         "",
-        (f"Seeds {seeds[0]}-{seeds[-1]}, {budget:,} environment steps per run. 'Solved' = the mean return of the last "
+        (f"Seeds {seeds[0]}-{seeds[-1]}, at most {budget:,} environment steps per run"
+        + (", each run stopped once solved" if data.get("stop_when_solved") else "")
+        + ". 'Solved' = the mean return of the last "
         f"{WINDOW} finished training episodes reaches {THRESHOLD:.0f}; steps and seconds are counted from building "
         "the environment and the model. Evaluation: the final policy's most probable action on "
         f"{EVAL_EPISODES} fresh episodes (same evaluator for both)."),
         "",
-        ("| algorithm | solved within budget | median steps to 475 | median seconds to 475 | "
-        "mean final eval return | seconds for the whole budget (median) |"),
+        ("| algorithm | solved within budget | steps to 475: median [IQR] | seconds to 475: median [IQR] | "
+        "mean final eval return | seconds per 1,000 env steps (median) |"),
         "|---|---|---|---|---|---|",
     ]
     medians = {}
@@ -180,10 +199,13 @@ def report(data: dict) -> str:
         medians[name] = (steps, secs)
         solved = sum(r["solved"] for r in per_seed)
         evals = [r["eval_return"] for r in per_seed]
+        q_steps, q_secs = quartiles([r["steps_to_475"] for r in per_seed]), quartiles([r["seconds_to_475"] for r in per_seed])
         lines.append(
-            f"| {name} | {solved}/{len(per_seed)} | {'-' if steps is None else f'{steps:,.0f}'} | "
-            f"{'-' if secs is None else f'{secs:.2f}'} | {np.mean(evals):.1f} (min {min(evals):.0f}) | "
-            f"{statistics.median(r['total_seconds'] for r in per_seed):.1f} |"
+            f"| {name} | {solved}/{len(per_seed)} | {'-' if steps is None else f'{steps:,.0f}'} "
+            f"[{q_steps[0]:,.0f}-{q_steps[1]:,.0f}] | "
+            f"{'-' if secs is None else f'{secs:.2f}'} [{q_secs[0]:.2f}-{q_secs[1]:.2f}] | "
+            f"{np.mean(evals):.1f} (min {min(evals):.0f}) | "
+            f"{statistics.median(1000 * r['total_seconds'] / r['total_steps'] for r in per_seed):.3f} |"
         )
     (npg_steps, npg_secs), (trpo_steps, trpo_secs) = medians["npgbook NPG"], medians["sb3-contrib TRPO"]
     lines += ["", "Ratios of medians (sb3-contrib TRPO / npgbook NPG):"]
@@ -215,7 +237,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_cartpole.json")
     parser.add_argument("--report", type=Path, default=HERE / "cartpole_report.md")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the saved results")
+    parser.add_argument("--full-budget", action="store_true", help="train for the whole budget, not until solved")
     args = parser.parse_args()
+    global STOP_WHEN_SOLVED
+    STOP_WHEN_SOLVED = not args.full_budget
     if args.report_only:
         args.report.write_text(report(json.loads(args.out.read_text())))
         return
@@ -232,9 +257,12 @@ def main() -> None:
             print(f"seed {seed} {name}: {json.dumps(result)}", flush=True)
     data = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "command": "python benchmarks/bench_cartpole.py --seeds " + args.seeds + f" --budget {args.budget}",
+        "command": "python benchmarks/bench_cartpole.py --seeds " + args.seeds + f" --budget {args.budget}"
+        + (" --full-budget" if args.full_budget else ""),
+        "stop_when_solved": STOP_WHEN_SOLVED,
         "versions": versions(),
         "load_average": None if load is None else [round(x, 2) for x in load],
+        "load_average_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "budget": args.budget,
         "seeds": seeds,
         "npg_config": asdict(NPG_CONFIG),
