@@ -18,10 +18,10 @@ from ._registry import (
 RUN = rl.TrainConfig(
     algo="npg",
     total_steps=3 * 1024 + 1,
-    vectorization_mode="vector_entry_point",
     value_minibatch=512,
 )
-"""The short runs of the check: the library defaults with chapter 5.8's two speed settings.
+"""The short runs of the check: the library defaults with chapter 5.8's
+speed setting (value minibatches of 512).
 
 With 8 x 128 slots per batch and about 45 autoreset slots each while episodes are short,
 ``3 * 1024 + 1`` steps take exactly four updates on every machine. These are the first four

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -108,23 +110,70 @@ def _estimated_fisher_not_pd(
 
 
 # ----------------------------------------------------------------------------------------
-# The remedies, on chapter 6's trained CartPole policy (trained in float64, so that its numbers
-# are the same on every machine).
+# The remedies, on chapter 6's trained CartPole policy. Training is chaotic even in float64:
+# rounding differences between CPUs (about 1e-12 after one update, from conjugate gradient
+# on a nearly singular F) grow some tenfold per update, so two machines end 8,192 steps with
+# visibly different policies. The book therefore analyses a *stored* snapshot, trained once
+# by ``write_snapshots``; everything computed from it in float64 is the same on every machine,
+# and ``tests/test_claims_ch06.py`` retrains it and compares the first updates.
 
 SNAPSHOT_CONFIG = rl.TrainConfig(algo="npg", total_steps=8192, hidden=(16, 16), dtype="float64")
 """Chapter 6's snapshot: NPG on CartPole for 8,192 steps (two tanh layers of 16), in float64."""
 
+SNAPSHOT_SEEDS = (0, 1, 2)
+SNAPSHOT_STEPS_PER_ENV = 128
+SNAPSHOT_FILE = Path(__file__).resolve().parent.parent / "experiments" / "data" / "ch06_snapshots.npz"
+"""The stored snapshots (package data): per seed θ after every update, then the next batch."""
+
+
+def train_snapshot(seed: int, thetas: list[Tensor] | None = None) -> tuple[MLPCategoricalPolicy, Tensor, rl.PolicyData]:
+    """Train chapter 6's snapshot of ``seed`` now (float64, one thread): policy, θ_k, next batch."""
+    with _float64():
+        return variants.policy_snapshot(
+            SNAPSHOT_CONFIG.replace(seed=seed), steps_per_env=SNAPSHOT_STEPS_PER_ENV, thetas=thetas
+        )
+
+
+def write_snapshots(path: Path | str = SNAPSHOT_FILE, seeds: tuple[int, ...] = SNAPSHOT_SEEDS) -> Path:
+    """Train the snapshots of ``seeds`` and store them in ``path`` (``numpy.savez_compressed``)."""
+    arrays: dict[str, np.ndarray] = {}
+    for seed in seeds:
+        thetas: list[Tensor] = []
+        _, theta, data = train_snapshot(seed, thetas)
+        arrays[f"seed{seed}_thetas"] = torch.stack(thetas).numpy()
+        arrays[f"seed{seed}_obs"] = data.obs.numpy()
+        arrays[f"seed{seed}_actions"] = data.actions.numpy()
+        arrays[f"seed{seed}_advantages"] = data.advantages.numpy()
+        assert torch.equal(thetas[-1], theta)
+    path = Path(path)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+@functools.cache
+def stored_snapshot(seed: int = 0) -> dict[str, np.ndarray]:
+    """The stored arrays of ``seed``: ``thetas`` (θ after each update), ``obs``, ``actions``, ``advantages``."""
+    if seed not in SNAPSHOT_SEEDS:
+        raise ValueError(f"seed must be one of the stored snapshot seeds {SNAPSHOT_SEEDS}, got {seed!r}")
+    with np.load(SNAPSHOT_FILE) as stored:
+        return {key.split("_", 1)[1]: stored[key] for key in stored.files if key.startswith(f"seed{seed}_")}
+
 
 @functools.cache
 def snapshot_bench(seed: int = 0) -> tuple[MLPCategoricalPolicy, Tensor, rl.PolicyData, Tensor]:
-    """Chapter 6's test bench: the trained policy, its parameters, its next batch and ĝ.
+    """Chapter 6's test bench: the stored trained policy, its parameters, its next batch and ĝ.
 
-    Computed in float64 on one thread. Training is still not reproducible to the last bit on
-    another machine (rounding differences grow from update to update); for seed 0 the numbers
-    the claims print agree on the configurations the book is tested in.
+    Everything is float64 and computed from stored arrays, so the same on every machine.
     """
+    arrays = stored_snapshot(seed)
     with _float64():
-        policy, theta, data = variants.policy_snapshot(SNAPSHOT_CONFIG.replace(seed=seed), steps_per_env=128)
+        policy = MLPCategoricalPolicy(4, 2, SNAPSHOT_CONFIG.hidden, torch.float64)
+        theta = torch.from_numpy(arrays["thetas"][-1].copy())
+        obs = torch.from_numpy(arrays["obs"].copy())
+        actions = torch.from_numpy(arrays["actions"].copy())
+        with torch.no_grad():
+            old_log_probs = policy.distribution(theta, obs).log_prob(actions)
+        data = rl.PolicyData(obs, actions, torch.from_numpy(arrays["advantages"].copy()), old_log_probs)
         return policy, theta, data, rl.policy_gradient(policy, theta, data)
 
 

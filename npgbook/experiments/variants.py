@@ -193,7 +193,9 @@ def train_many(jobs: Sequence[tuple[str, TrainConfig]], processes: int = 2) -> l
         return list(pool.map(_run, jobs))
 
 
-def policy_snapshot(config: TrainConfig, steps_per_env: int) -> tuple[MLPCategoricalPolicy, Tensor, PolicyData]:
+def policy_snapshot(
+    config: TrainConfig, steps_per_env: int, *, thetas: list[Tensor] | None = None
+) -> tuple[MLPCategoricalPolicy, Tensor, PolicyData]:
     r"""Train with ``config``, then collect one more batch; return it in float64 for analysis.
 
     The batch is what the next update of Algorithm 1 would see: ``steps_per_env`` steps of
@@ -203,11 +205,15 @@ def policy_snapshot(config: TrainConfig, steps_per_env: int) -> tuple[MLPCategor
     Returns:
         ``(policy, theta, data)``: a float64 copy of the policy network, its parameters
         :math:`\theta_k`, and the batch (states, actions, advantages, old log-probabilities).
+
+    Args:
+        thetas: if given, a list to which :math:`\theta_1, \dots, \theta_k` (after each
+            update) are appended, to compare a training run with a stored one.
     """
     steps_per_env = require_int("steps_per_env", steps_per_env)
     trainer = Trainer(config)
     try:
-        trainer.run()
+        trainer.run(None if thetas is None else lambda _: thetas.append(trainer.theta.clone()))
         batch = trainer.sampler.collect(trainer.policy, trainer.theta, steps_per_env, trainer.sample_generator)
         advantages, _ = gae(
             batch.rewards,
