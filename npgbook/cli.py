@@ -1,4 +1,4 @@
-"""Command line: ``npgbook train --algo npg|trpo|reinforce --env CartPole-v1 --seed 3 --steps 100000 --out runs/x``.
+"""Command line: ``npgbook train --algo npg|trpo|vpg --env CartPole-v1 --seed 3 --steps 100000 --out runs/x``.
 
 Trains with :class:`npgbook.rl.Trainer` behind a progress bar and writes, into ``--out``:
 
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``npgbook`` argument parser (``train`` subcommand; every hyperparameter of :class:`TrainConfig`)."""
     parser = argparse.ArgumentParser(
         prog="npgbook",
-        description="Natural policy gradient (the note's Algorithm 1), TRPO and REINFORCE on gymnasium environments.",
+        description="Natural policy gradient (the note's Algorithm 1), TRPO and the vanilla policy gradient on gymnasium environments.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser(
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a policy and write its history, episodes and learning curve",
         description="Train with NPG (Algorithm 1: sampled gradient, Fisher-vector products, conjugate gradient, "
         "step sqrt(2 delta / g^T H^-1 g) H^-1 g), TRPO (the same step plus a backtracking line search) or "
-        "vanilla REINFORCE, all with the same policy network and GAE value baseline.",
+        "the vanilla policy gradient (vpg), all with the same policy network and GAE value baseline.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     defaults = TrainConfig()
@@ -114,7 +114,7 @@ def plot_learning_curve(
     ax_ret.set(xlabel="environment steps", ylabel="return", title=f"{config.algo} on {config.env_id}, seed {config.seed}")
     ax_ret.legend(fontsize=8)
     ax_kl.plot([h.iteration for h in history], [h.kl for h in history], ".-", label="realized KL")
-    if config.algo != "reinforce":
+    if config.algo != "vpg":
         ax_kl.axhline(config.delta, color="grey", ls=":", label="δ")
     ax_kl.set(xlabel="iteration", ylabel="KL(π_k ‖ π_k+1)", title="policy change per update")
     ax_kl.legend(fontsize=8)

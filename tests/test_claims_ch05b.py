@@ -55,7 +55,7 @@ def test_counterfactual_algorithm1_cartpole(book_verdict):
     oversized = claims.run(KEY, train=train_with_ten_times_delta)
     assert oversized.outcome == "does not hold as stated"
     # REINFORCE's fixed learning rate does not set the KL of an update at all
-    vanilla = claims.run(KEY, config=ch05b.RUN.replace(algo="reinforce"))
+    vanilla = claims.run(KEY, config=ch05b.RUN.replace(algo="vpg"))
     assert vanilla.outcome == "does not hold as stated"
 
 

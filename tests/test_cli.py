@@ -53,7 +53,7 @@ def test_help_explains_every_hyperparameter():
         assert flag in text
 
 
-@pytest.mark.parametrize("algo", ["npg", "trpo", "reinforce"])
+@pytest.mark.parametrize("algo", ["npg", "trpo", "vpg"])
 def test_tiny_run_writes_history_episodes_and_curve(tmp_path, algo, capsys):
     out = tmp_path / "run"
     code = main(

@@ -19,10 +19,10 @@ from npgbook.rl import (
     normalize_advantages,
     npg_update,
     policy_gradient,
-    reinforce_update,
     surrogate,
     train,
     trpo_update,
+    vpg_update,
 )
 
 
@@ -133,8 +133,8 @@ def test_trpo_restores_the_old_parameters_when_no_try_qualifies(monkeypatch):
 
 def test_reinforce_is_plain_gradient_ascent():
     policy, theta, data = make_data(1)
-    cfg = TrainConfig(algo="reinforce", learning_rate=0.3)
-    out = reinforce_update(policy, theta, data, cfg)
+    cfg = TrainConfig(algo="vpg", learning_rate=0.3)
+    out = vpg_update(policy, theta, data, cfg)
     assert torch.allclose(out.theta, theta + 0.3 * policy_gradient(policy, theta, data), atol=1e-15)
 
 
@@ -163,7 +163,7 @@ def test_quad_not_positive_from_natural_step_skips(monkeypatch):
     assert torch.equal(out.theta, theta)
 
 
-@pytest.mark.parametrize("update", [npg_update, trpo_update, reinforce_update])
+@pytest.mark.parametrize("update", [npg_update, trpo_update, vpg_update])
 def test_non_finite_gradient_skips_the_update(update):
     policy, theta, data = make_data(0)
     bad = dataclasses.replace(data, advantages=data.advantages * float("nan"))
@@ -179,14 +179,14 @@ def test_all_equal_advantages_give_no_update_and_no_nan(update):
     with pytest.warns(UpdateSkippedWarning, match="gradient is 0"):
         out = update(policy, theta, flat, TrainConfig())
     assert torch.equal(out.theta, theta) and out.quad == 0.0
-    assert torch.equal(reinforce_update(policy, theta, flat, TrainConfig()).theta, theta)
+    assert torch.equal(vpg_update(policy, theta, flat, TrainConfig()).theta, theta)
 
 
 def test_huge_step_that_overflows_is_skipped():
     policy, theta, data = make_data(0)
     data = dataclasses.replace(data, advantages=data.advantages * 1e10)
     with pytest.warns(UpdateSkippedWarning, match="parameters are not finite"):
-        out = reinforce_update(policy, theta, data, TrainConfig(learning_rate=1e308))
+        out = vpg_update(policy, theta, data, TrainConfig(learning_rate=1e308))
     assert torch.equal(out.theta, theta)
 
 
@@ -237,7 +237,7 @@ def history_without_time(history):
     return [dataclasses.replace(r, wall_time=0.0) for r in history]
 
 
-@pytest.mark.parametrize("algo", ["npg", "trpo", "reinforce"])
+@pytest.mark.parametrize("algo", ["npg", "trpo", "vpg"])
 def test_same_seed_same_run_other_seed_other_run(algo):
     cfg = TrainConfig(algo=algo, seed=4, total_steps=1500, num_envs=4, steps_per_env=64, value_epochs=2)
     a, b = train(cfg), train(cfg)

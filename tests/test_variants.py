@@ -249,7 +249,7 @@ def direct_run(rule, config):
     if rule == "kfac-npg":
         return variants.train_with_update(config.replace(algo="npg"), variants.kfac_npg_update)
     if rule == "adam":
-        return variants.train_with_update(config.replace(algo="reinforce"), variants.AdamUpdate())
+        return variants.train_with_update(config.replace(algo="vpg"), variants.AdamUpdate())
     return rl.train(config.replace(algo=rule))
 
 
@@ -260,7 +260,7 @@ def test_train_many_in_process_matches_the_direct_runs():
     for (rule, config), summary in zip(jobs, summaries):
         direct = direct_run(rule, config)
         assert summary.config == direct.config
-        assert summary.config.algo == {"kfac-npg": "npg", "adam": "reinforce"}.get(rule, rule)
+        assert summary.config.algo == {"kfac-npg": "npg", "adam": "vpg"}.get(rule, rule)
         assert without_time(summary.history) == without_time(direct.history)
         assert summary.episode_returns == direct.episodes.returns
         assert summary.episode_end_steps == direct.episodes.end_steps

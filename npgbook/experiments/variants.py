@@ -124,7 +124,7 @@ def train_with_update(config: TrainConfig, update: UpdateRule) -> TrainResult:
     return TrainResult(config, trainer.history, trainer.episodes, trainer.policy, trainer.theta, trainer.value)
 
 
-UPDATE_RULES: tuple[str, ...] = ("npg", "trpo", "reinforce", "kfac-npg", "adam")
+UPDATE_RULES: tuple[str, ...] = ("npg", "trpo", "vpg", "kfac-npg", "adam")
 """Names accepted by :func:`train_many`: the trainer's own rules, and this module's two."""
 
 
@@ -154,7 +154,7 @@ def _run(job: tuple[str, TrainConfig]) -> RunSummary:
         if rule == "kfac-npg":
             result = train_with_update(config.replace(algo="npg"), kfac_npg_update)
         elif rule == "adam":
-            result = train_with_update(config.replace(algo="reinforce"), AdamUpdate())
+            result = train_with_update(config.replace(algo="vpg"), AdamUpdate())
         else:
             result = train(config.replace(algo=rule))
     return RunSummary(rule, result.config, result.history, result.episodes.returns, result.episodes.end_steps)

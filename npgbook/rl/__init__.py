@@ -1,4 +1,4 @@
-"""Reinforcement learning with the note's Algorithm 1: rollouts, advantages, NPG/TRPO/REINFORCE.
+"""Reinforcement learning with the note's Algorithm 1: rollouts, advantages, NPG, TRPO, vanilla policy gradient.
 
 * :mod:`npgbook.rl.rollout` -- vectorized rollouts on gymnasium environments (line 1);
 * :mod:`npgbook.rl.advantages` -- GAE(lambda) with a value baseline (line 2);
@@ -21,10 +21,10 @@ from .algorithms import (
     learning_curve,
     npg_update,
     policy_gradient,
-    reinforce_update,
     surrogate,
     train,
     trpo_update,
+    vpg_update,
 )
 from .rollout import Batch, VectorSampler, evaluate_actor, evaluate_policy, make_vector_env
 from .value import ValueFunction
@@ -51,8 +51,8 @@ __all__ = [
     "normalize_advantages",
     "npg_update",
     "policy_gradient",
-    "reinforce_update",
     "surrogate",
     "train",
     "trpo_update",
+    "vpg_update",
 ]

@@ -1,4 +1,4 @@
-r"""Algorithm 1 of the note (natural policy gradient), TRPO and REINFORCE, in one training loop.
+r"""Algorithm 1 of the note (natural policy gradient), TRPO and the vanilla policy gradient, in one training loop.
 
 Each iteration :math:`k` of :class:`Trainer` does, for all three algorithms:
 
@@ -21,8 +21,11 @@ Each iteration :math:`k` of :class:`Trainer` does, for all three algorithms:
    * **TRPO** (:func:`trpo_update`): the same step, shrunk by a backtracking line search
      until the sampled KL is :math:`\le \delta` and the surrogate improved, else no
      update;
-   * **REINFORCE** (:func:`reinforce_update`): the vanilla step
-     :math:`\theta_{k+1} = \theta_k + \alpha\,\hat g_k` with a fixed learning rate;
+   * **vanilla policy gradient** (:func:`vpg_update`): the vanilla step
+     :math:`\theta_{k+1} = \theta_k + \alpha\,\hat g_k` with a fixed learning rate. With
+     the GAE advantages and the learned value baseline of steps 2 and 5 this is not plain
+     REINFORCE (which weights each score by the sampled return) but REINFORCE with a baseline
+     and a critic;
 
 5. refit the value baseline on the GAE targets, and record one :class:`IterationRecord`.
 
@@ -53,7 +56,7 @@ from .mlp import fisher_operator
 from .rollout import VECTORIZATION_MODES, VectorSampler, make_vector_env
 from .value import ValueFunction
 
-ALGORITHMS = ("npg", "trpo", "reinforce")
+ALGORITHMS = ("npg", "trpo", "vpg")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -64,7 +67,7 @@ class UpdateSkippedWarning(RuntimeWarning):
 # Hyperparameters and their meaning; the CLI's --help is generated from these texts.
 HELP: dict[str, str] = {
     "algo": "update rule: 'npg' (Algorithm 1), 'trpo' (NPG step + backtracking line search) "
-    "or 'reinforce' (vanilla gradient ascent with a fixed learning rate)",
+    "or 'vpg' (vanilla gradient ascent with a fixed learning rate)",
     "env_id": "gymnasium environment id (vector observation, discrete actions)",
     "seed": "one seed fixes the environments, the initial policy and value weights, and all sampling",
     "total_steps": "stop after this many real environment steps (the last batch is completed)",
@@ -78,7 +81,7 @@ HELP: dict[str, str] = {
     "cg_rtol": "CG stops early when the residual falls below cg_rtol * |g| (npg, trpo)",
     "backtrack_coef": "TRPO line search shrinks the step by this factor in (0, 1) per try",
     "max_backtracks": "TRPO line search tries before the update is rejected",
-    "learning_rate": "REINFORCE step size alpha > 0 of theta += alpha * g",
+    "learning_rate": "vanilla policy gradient step size alpha > 0 of theta += alpha * g",
     "hidden": "hidden-layer widths of the tanh policy network, e.g. 32,32",
     "value_hidden": "hidden-layer widths of the tanh value network",
     "value_lr": "Adam learning rate of the value baseline",
@@ -194,7 +197,7 @@ class UpdateResult:
     Attributes:
         theta: the new parameters (the old ones if the update was skipped or rejected).
         accepted: whether the parameters changed.
-        quad: :math:`\\hat g^\\top \\hat H^{-1} \\hat g` (``None`` for REINFORCE or if not computed).
+        quad: :math:`\\hat g^\\top \\hat H^{-1} \\hat g` (``None`` for the vanilla gradient or if not computed).
         cg_iterations: Fisher-vector products used by conjugate gradient.
         cg_residual: final CG residual relative to :math:`\\|\\hat g\\|`.
         linesearch_tries: candidate steps evaluated by TRPO's line search.
@@ -295,7 +298,7 @@ def trpo_update(policy: Policy, theta: Tensor, data: PolicyData, config: TrainCo
     return UpdateResult(theta=theta, accepted=False, linesearch_tries=config.max_backtracks, **info)  # type: ignore[arg-type]
 
 
-def reinforce_update(policy: Policy, theta: Tensor, data: PolicyData, config: TrainConfig) -> UpdateResult:
+def vpg_update(policy: Policy, theta: Tensor, data: PolicyData, config: TrainConfig) -> UpdateResult:
     r"""Vanilla policy gradient ascent :math:`\theta_k + \alpha\,\hat g_k`."""
     grad = policy_gradient(policy, theta, data)
     if not bool(torch.isfinite(grad).all()):
@@ -309,7 +312,7 @@ def reinforce_update(policy: Policy, theta: Tensor, data: PolicyData, config: Tr
 UPDATES: dict[str, Callable[[Policy, Tensor, PolicyData, TrainConfig], UpdateResult]] = {
     "npg": npg_update,
     "trpo": trpo_update,
-    "reinforce": reinforce_update,
+    "vpg": vpg_update,
 }
 
 
@@ -328,7 +331,7 @@ class IterationRecord:
         quad: :math:`\\hat g^\\top \\hat H^{-1}\\hat g` (NPG, TRPO).
         cg_iterations, cg_residual: CG products used and its final relative residual.
         linesearch_tries: TRPO line-search tries (0 otherwise).
-        step_fraction: fraction of the full step taken (1 for NPG/REINFORCE, TRPO: accepted :math:`\\beta^j`).
+        step_fraction: fraction of the full step taken (1 for NPG and the vanilla gradient, TRPO: accepted :math:`\\beta^j`).
         accepted: whether :math:`\\theta` changed.
         skipped: why the update was skipped, if it was.
         grad_norm: :math:`\\|\\hat g\\|`.
@@ -390,7 +393,7 @@ def seeds_from(seed: int, n: int) -> list[int]:
 
 
 class Trainer:
-    """Runs NPG, TRPO or REINFORCE on a gymnasium vector environment; one call to :meth:`iteration` per batch.
+    """Runs NPG, TRPO or the vanilla policy gradient on a gymnasium vector environment; one call to :meth:`iteration` per batch.
 
     Args:
         config: the hyperparameters.
@@ -433,7 +436,7 @@ class Trainer:
         return PolicyData(batch_obs, actions, normalize_advantages(advantages), old_log_probs)
 
     def iteration(self) -> IterationRecord:
-        """One pass of Algorithm 1 (or its TRPO/REINFORCE variant); returns and stores its record."""
+        """One pass of Algorithm 1 (or its TRPO / vanilla-gradient variant); returns and stores its record."""
         with torch_threads(self.config.num_threads):
             return self._iteration()
 

@@ -6,7 +6,7 @@ The network, its gradient and Adam are written out by hand on one flat parameter
 (:class:`~npgbook.rl.mlp.TanhMLP`): the same algorithm as ``torch.optim.Adam`` on an
 ``nn.Sequential`` (the tests check it against them), at a fraction of the cost per minibatch.
 The baseline only reduces the variance of :math:`\hat g`; it does not change the policy
-update rule, so NPG, TRPO and REINFORCE share it.
+update rule, so NPG, TRPO and the vanilla policy gradient share it.
 """
 
 from __future__ import annotations
