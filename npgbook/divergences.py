@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.distributions import Categorical, Distribution, Normal
+from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from ._checks import require_int
 from .policies import Policy, sample_actions
@@ -29,10 +29,16 @@ def kl_divergence(p: Distribution, q: Distribution) -> Tensor:
     * Gaussians: :math:`\log\frac{\sigma_q}{\sigma_p} + \frac{\sigma_p^2 + (\mu_p-\mu_q)^2}
       {2\sigma_q^2} - \frac12`.
     * Categoricals: :math:`\sum_a p_a (\log p_a - \log q_a)`, with :math:`0 \log 0 = 0`.
+    * Diagonal Gaussians (``Independent`` over ``Normal``): the sum of the coordinates' KLs.
 
     Raises:
-        TypeError: if ``p`` and ``q`` are not both Normal or both Categorical.
+        TypeError: if ``p`` and ``q`` are not both Normal, both diagonal Normal or both Categorical.
     """
+    if isinstance(p, Independent) and isinstance(q, Independent):
+        # diagonal Gaussians: the coordinates are independent, so their KLs add up
+        if p.reinterpreted_batch_ndims != q.reinterpreted_batch_ndims:
+            raise TypeError("p and q must reinterpret the same number of dimensions as events")
+        return kl_divergence(p.base_dist, q.base_dist).sum(tuple(range(-p.reinterpreted_batch_ndims, 0)))
     if isinstance(p, Normal) and isinstance(q, Normal):
         var_ratio = (p.scale / q.scale) ** 2
         mean_term = ((p.loc - q.loc) / q.scale) ** 2

@@ -40,7 +40,7 @@ from ._checks import (
     to_tensor,
 )
 from .divergences import _policy_kl
-from .policies import GaussianPolicy, Parameterization, Policy, sample_actions
+from .policies import GaussianPolicy, MLPGaussianPolicy, Parameterization, Policy, sample_actions
 
 FisherOperator = Callable[[Tensor], Tensor]
 
@@ -95,8 +95,10 @@ def score_vectors(policy: Policy, theta: Tensor, actions: Tensor, obs: Tensor | 
     theta = policy.check_theta(theta).detach()
     obs = policy.check_obs(obs)
     actions = to_tensor("actions", actions)
-    if actions.ndim != 1 or (obs is not None and actions.shape[0] != obs.shape[0]):
-        raise ValueError(f"actions must have shape (batch,) matching obs, got {tuple(actions.shape)}")
+    event_ndim = 1 if isinstance(policy, MLPGaussianPolicy) else 0  # an action vector per sample
+    if actions.ndim != 1 + event_ndim or (obs is not None and actions.shape[0] != obs.shape[0]):
+        shape = "(batch,)" if event_ndim == 0 else "(batch, act_dim)"
+        raise ValueError(f"actions must have shape {shape} matching obs, got {tuple(actions.shape)}")
 
     def log_prob(th: Tensor, s: Tensor | None, a: Tensor) -> Tensor:
         s_batch = None if s is None else s.unsqueeze(0)
@@ -144,8 +146,45 @@ def fisher_score_outer(
     actions = sample_actions(policy._distribution(theta, obs), n, generator)  # (n, *batch)
     if obs is not None:
         obs = obs.repeat(n, 1)
-    scores = score_vectors(policy, theta, actions.reshape(-1), obs)
+    batch_ndim = 0 if obs is None else 1
+    flat = actions.reshape(-1, *actions.shape[1 + batch_ndim :])  # (n * batch, *event_shape)
+    scores = score_vectors(policy, theta, flat, obs)
     return scores.T @ scores / scores.shape[0]
+
+
+def fisher_mlp_gaussian(policy: MLPGaussianPolicy, theta: Tensor, obs: Tensor) -> Tensor:
+    r"""The exact Fisher matrix of a :class:`~npgbook.policies.MLPGaussianPolicy`, in closed form.
+
+    For :math:`\pi = \mathcal N(\mu_w(s), \operatorname{diag}(e^{2\ell}))` the Fisher matrix of one
+    state in the output coordinates :math:`(\mu, \ell)` is :math:`\operatorname{diag}(e^{-2\ell})`
+    for the mean and :math:`2I` for the log standard deviations, with no cross terms; by the chain
+    rule, over the states :math:`s_1..s_M`,
+
+    .. math::
+
+        F = \begin{pmatrix} \frac1M\sum_i J_i^\top \operatorname{diag}(e^{-2\ell}) J_i & 0 \\
+        0 & 2 I_m \end{pmatrix}, \qquad J_i = \partial\mu_w(s_i)/\partial w .
+
+    The Jacobians come from :func:`torch.func.jacrev` of the mean network alone (no KL, no
+    sampling), so this is a reference the KL Hessian and the score outer product can be checked
+    against.
+    """
+    if not isinstance(policy, MLPGaussianPolicy):
+        raise TypeError(f"policy must be an MLPGaussianPolicy, got {type(policy).__name__}")
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    assert obs is not None
+    k = policy.n_net_params
+
+    def mean(w: Tensor) -> Tensor:
+        return policy._mean_log_std(torch.cat([w, theta[k:]]), obs)[0]
+
+    jac = jacrev(mean)(theta[:k])  # (M, m, k)
+    precision = torch.exp(-2.0 * theta[k:])
+    fisher = torch.zeros(policy.n_params, policy.n_params, dtype=theta.dtype)
+    fisher[:k, :k] = torch.einsum("bmi,m,bmj->ij", jac, precision, jac) / obs.shape[0]
+    fisher[k:, k:] = 2.0 * torch.eye(policy.act_dim, dtype=theta.dtype)
+    return fisher
 
 
 def fisher_vector_product(
@@ -213,8 +252,10 @@ def fisher_from_sample_hessians(policy: Policy, theta: Tensor, actions: Tensor, 
     theta = policy.check_theta(theta).detach()
     obs = policy.check_obs(obs)
     actions = to_tensor("actions", actions)
-    if actions.ndim != 1 or (obs is not None and actions.shape[0] != obs.shape[0]):
-        raise ValueError(f"actions must have shape (batch,) matching obs, got {tuple(actions.shape)}")
+    event_ndim = 1 if isinstance(policy, MLPGaussianPolicy) else 0  # an action vector per sample
+    if actions.ndim != 1 + event_ndim or (obs is not None and actions.shape[0] != obs.shape[0]):
+        shape = "(batch,)" if event_ndim == 0 else "(batch, act_dim)"
+        raise ValueError(f"actions must have shape {shape} matching obs, got {tuple(actions.shape)}")
     return torch.autograd.functional.hessian(
         lambda th: -policy._distribution(th, obs).log_prob(actions).mean(), theta, vectorize=True
     )

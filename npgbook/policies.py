@@ -13,7 +13,9 @@ The families:
   :math:`\theta = (\mu, \sigma)` or :math:`\theta = (\mu, \log\sigma)`;
 * :class:`CategoricalPolicy` -- a softmax over logits :math:`\theta \in \mathbb{R}^K`;
 * :class:`MLPCategoricalPolicy` -- logits computed by a tanh MLP from a vector
-  observation, e.g. CartPole's four numbers.
+  observation, e.g. CartPole's four numbers;
+* :class:`MLPGaussianPolicy` -- a diagonal Gaussian on a continuous action vector, its mean a
+  tanh MLP of the observation, its log standard deviation a free parameter vector.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Categorical, Distribution, Normal
+from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from ._checks import DTYPE, as_tensor, require_finite, require_int, require_vector, to_tensor
 
@@ -170,7 +172,59 @@ class CategoricalPolicy(Policy):
         return Categorical(logits=theta, validate_args=False)
 
 
-class MLPCategoricalPolicy(Policy):
+class _MLPPolicy(Policy):
+    """A tanh MLP of the observation held as a template module, its weights passed flat.
+
+    Shared by :class:`MLPCategoricalPolicy` and :class:`MLPGaussianPolicy`: the network
+    maps ``obs_dim`` inputs to ``out_dim`` outputs, and :attr:`n_net_params` of the flat
+    :math:`\theta` are its weights (``weight`` of shape ``(out, in)`` then ``bias``, layer by
+    layer); a subclass may append further parameters after them.
+    """
+
+    stateless = False
+
+    def _build(self, obs_dim: int, out_dim: int, hidden: tuple[int, ...], dtype: torch.dtype) -> None:
+        self.obs_dim = require_int("obs_dim", obs_dim)
+        self.hidden = tuple(require_int("hidden", h) for h in hidden)
+        self.dtype = dtype
+        layers: list[nn.Module] = []
+        width = self.obs_dim
+        for h in self.hidden:
+            layers += [nn.Linear(width, h), nn.Tanh()]
+            width = h
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers).to(dtype)
+        for p in self.net.parameters():  # the template holds no trainable state
+            p.requires_grad_(False)
+        self._names = [name for name, _ in self.net.named_parameters()]
+        self._shapes = [p.shape for p in self.net.parameters()]
+        self._sizes = [p.numel() for p in self.net.parameters()]
+        self.n_net_params = sum(self._sizes)
+
+    def check_theta(self, theta: Tensor, name: str = "theta") -> Tensor:
+        return super().check_theta(theta, name).to(self.dtype)
+
+    def _initial_net_params(self, seed: int, last_layer_scale: float) -> Tensor:
+        generator = torch.Generator().manual_seed(int(seed))
+        chunks = []
+        linear_layers = [m for m in self.net if isinstance(m, nn.Linear)]
+        for i, layer in enumerate(linear_layers):
+            gain = last_layer_scale if i == len(linear_layers) - 1 else math.sqrt(2.0)
+            weight = torch.empty(layer.weight.shape, dtype=self.dtype)
+            _orthogonal_(weight, gain, generator)
+            chunks += [weight.reshape(-1), torch.zeros(layer.bias.shape, dtype=self.dtype)]
+        return torch.cat(chunks)
+
+    def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
+        """Split the network's part of the flat vector into the named weight tensors."""
+        pieces = torch.split(theta[: self.n_net_params], self._sizes)
+        return {n: p.reshape(s) for n, p, s in zip(self._names, pieces, self._shapes)}
+
+    def _net(self, theta: Tensor, obs: Tensor) -> Tensor:
+        return torch.func.functional_call(self.net, self.unflatten(theta), (obs,))
+
+
+class MLPCategoricalPolicy(_MLPPolicy):
     r"""A categorical policy whose logits are a tanh MLP of the observation.
 
     :math:`\pi_\theta(\cdot \mid s) = \operatorname{softmax}(f_\theta(s))` with
@@ -188,7 +242,6 @@ class MLPCategoricalPolicy(Policy):
     """
 
     discrete = True
-    stateless = False
 
     def __init__(
         self,
@@ -197,23 +250,9 @@ class MLPCategoricalPolicy(Policy):
         hidden: tuple[int, ...] = (64, 64),
         dtype: torch.dtype = DTYPE,
     ) -> None:
-        self.obs_dim = require_int("obs_dim", obs_dim)
         self.n_actions = require_int("n_actions", n_actions, minimum=2)
-        self.hidden = tuple(require_int("hidden", h) for h in hidden)
-        self.dtype = dtype
-        layers: list[nn.Module] = []
-        width = self.obs_dim
-        for h in self.hidden:
-            layers += [nn.Linear(width, h), nn.Tanh()]
-            width = h
-        layers.append(nn.Linear(width, self.n_actions))
-        self.net = nn.Sequential(*layers).to(dtype)
-        for p in self.net.parameters():  # the template holds no trainable state
-            p.requires_grad_(False)
-        self._names = [name for name, _ in self.net.named_parameters()]
-        self._shapes = [p.shape for p in self.net.parameters()]
-        self._sizes = [p.numel() for p in self.net.parameters()]
-        self.n_params = sum(self._sizes)
+        self._build(obs_dim, self.n_actions, hidden, dtype)
+        self.n_params = self.n_net_params
 
     def __repr__(self) -> str:
         return (
@@ -221,40 +260,84 @@ class MLPCategoricalPolicy(Policy):
             f"hidden={self.hidden}, n_params={self.n_params})"
         )
 
-    def check_theta(self, theta: Tensor, name: str = "theta") -> Tensor:
-        return super().check_theta(theta, name).to(self.dtype)
-
     def initial_params(self, seed: int, last_layer_scale: float = 0.01) -> Tensor:
         r"""Orthogonal initialization (gain :math:`\sqrt 2` hidden, small last layer), zero biases.
 
         A small last layer starts the policy close to uniform, the usual choice for
         policy-gradient methods.
         """
-        generator = torch.Generator().manual_seed(int(seed))
-        chunks = []
-        linear_layers = [m for m in self.net if isinstance(m, nn.Linear)]
-        for i, layer in enumerate(linear_layers):
-            gain = last_layer_scale if i == len(linear_layers) - 1 else math.sqrt(2.0)
-            weight = torch.empty(layer.weight.shape, dtype=self.dtype)
-            _orthogonal_(weight, gain, generator)
-            chunks += [weight.reshape(-1), torch.zeros(layer.bias.shape, dtype=self.dtype)]
-        return torch.cat(chunks)
-
-    def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
-        """Split the flat vector into the named weight tensors of the template network."""
-        pieces = torch.split(theta, self._sizes)
-        return {n: p.reshape(s) for n, p, s in zip(self._names, pieces, self._shapes)}
+        return self._initial_net_params(seed, last_layer_scale)
 
     def logits(self, theta: Tensor, obs: Tensor) -> Tensor:
         """Unnormalized log-probabilities, shape ``(batch, n_actions)``."""
         return self._logits(self.check_theta(theta), self.check_obs(obs))
 
     def _logits(self, theta: Tensor, obs: Tensor) -> Tensor:
-        return torch.func.functional_call(self.net, self.unflatten(theta), (obs,))
+        return self._net(theta, obs)
 
     def _distribution(self, theta: Tensor, obs: Tensor | None) -> Distribution:
         assert obs is not None
         return Categorical(logits=self._logits(theta, obs), validate_args=False)
+
+
+class MLPGaussianPolicy(_MLPPolicy):
+    r"""A diagonal Gaussian policy whose mean is a tanh MLP of the observation.
+
+    :math:`\pi_\theta(\cdot \mid s) = \mathcal N\big(\mu_w(s), \operatorname{diag}(e^{2\ell})\big)`
+    on :math:`\mathbb R^m`, with :math:`\mu_w` a multilayer perceptron (``hidden`` tanh
+    layers, linear output) and a state-independent log standard deviation
+    :math:`\ell \in \mathbb R^m`. The flat :math:`\theta = (w, \ell)`: the network's weights,
+    then the :math:`m` log standard deviations. Its Fisher matrix in output coordinates is
+    :math:`\operatorname{diag}(e^{-2\ell})` for the mean and :math:`2I` for :math:`\ell`, with
+    no cross terms, so :math:`F(\theta) = \mathbb E_s[J_\mu^\top \operatorname{diag}(e^{-2\ell})J_\mu] \oplus 2I`
+    (:func:`npgbook.fisher_mlp_gaussian`).
+
+    Args:
+        obs_dim: length of an observation vector (3 for Pendulum).
+        act_dim: dimension :math:`m` of the action (1 for Pendulum).
+        hidden: widths of the hidden layers of the mean network.
+        dtype: floating type of parameters and observations.
+    """
+
+    discrete = False
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: tuple[int, ...] = (64, 64),
+        dtype: torch.dtype = DTYPE,
+    ) -> None:
+        self.act_dim = require_int("act_dim", act_dim)
+        self._build(obs_dim, self.act_dim, hidden, dtype)
+        self.n_params = self.n_net_params + self.act_dim
+
+    def __repr__(self) -> str:
+        return (
+            f"MLPGaussianPolicy(obs_dim={self.obs_dim}, act_dim={self.act_dim}, "
+            f"hidden={self.hidden}, n_params={self.n_params})"
+        )
+
+    def initial_params(self, seed: int, last_layer_scale: float = 0.01, log_std: float = 0.0) -> Tensor:
+        r"""Orthogonal mean network (small last layer: mean near 0) and :math:`\ell = ` ``log_std``."""
+        log_std_t = require_finite("log_std", as_tensor("log_std", log_std))
+        if log_std_t.ndim != 0:
+            raise ValueError(f"log_std must be a scalar, got shape {tuple(log_std_t.shape)}")
+        tail = torch.full((self.act_dim,), float(log_std_t), dtype=self.dtype)
+        return torch.cat([self._initial_net_params(seed, last_layer_scale), tail])
+
+    def mean_log_std(self, theta: Tensor, obs: Tensor) -> tuple[Tensor, Tensor]:
+        r""":math:`(\mu_w(s), \ell)`: means of shape ``(batch, act_dim)`` and the log std ``(act_dim,)``."""
+        return self._mean_log_std(self.check_theta(theta), self.check_obs(obs))
+
+    def _mean_log_std(self, theta: Tensor, obs: Tensor | None) -> tuple[Tensor, Tensor]:
+        assert obs is not None
+        return self._net(theta, obs), theta[self.n_net_params :]
+
+    def _distribution(self, theta: Tensor, obs: Tensor | None) -> Distribution:
+        mean, log_std = self._mean_log_std(theta, obs)
+        base = Normal(mean, torch.exp(log_std).expand_as(mean), validate_args=False)
+        return Independent(base, 1, validate_args=False)
 
 
 def _orthogonal_(weight: Tensor, gain: float, generator: torch.Generator) -> None:
@@ -269,13 +352,17 @@ def _orthogonal_(weight: Tensor, gain: float, generator: torch.Generator) -> Non
 
 
 def sample_actions(dist: Distribution, n: int, generator: torch.Generator) -> Tensor:
-    """Draw ``n`` samples from a Normal or Categorical with an explicit generator.
+    """Draw ``n`` samples from a Normal (or a diagonal one, ``Independent``) or Categorical, with an explicit generator.
 
     ``torch.distributions`` samples from the global RNG; an explicit generator keeps
     every random number in the book tied to a seed the reader can see.
     Returns shape ``(n, *dist.batch_shape)``.
     """
     n = require_int("n", n)
+    if isinstance(dist, Independent) and isinstance(dist.base_dist, Normal):
+        base = dist.base_dist
+        noise = torch.randn((n, *base.batch_shape), generator=generator, dtype=base.loc.dtype)
+        return base.loc + base.scale * noise  # shape (n, *batch_shape, *event_shape)
     if isinstance(dist, Normal):
         shape = (n, *dist.batch_shape)
         noise = torch.randn(shape, generator=generator, dtype=dist.loc.dtype)
