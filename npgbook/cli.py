@@ -20,12 +20,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from .rl import ALGORITHMS, HELP, TrainConfig, Trainer, evaluate_policy, first_solved, learning_curve
-from .rl.algorithms import DTYPES, IterationRecord
+from .rl.algorithms import DTYPES, OBS_NORM_MODES, IterationRecord
 from .rl.rollout import VECTORIZATION_MODES
 
 # command-line spellings of a few long field names
@@ -61,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     defaults = TrainConfig()
-    choices = {"algo": ALGORITHMS, "dtype": tuple(DTYPES), "vectorization_mode": VECTORIZATION_MODES}
+    choices = {
+        "algo": ALGORITHMS,
+        "dtype": tuple(DTYPES),
+        "vectorization_mode": VECTORIZATION_MODES,
+        "obs_norm": OBS_NORM_MODES,
+    }
     for f in fields(TrainConfig):
         flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
         default = getattr(defaults, f.name)
@@ -110,7 +117,9 @@ def plot_learning_curve(
     if returns:
         ax_ret.plot(end_steps, returns, ".", ms=2, alpha=0.3, label="episode return")
         ax_ret.plot(end_steps, learning_curve(returns, end_steps, np.asarray(end_steps)), label="mean of last 20")
-    ax_ret.axhline(475, color="grey", ls=":", label="475 (solved)")
+    threshold = gym.spec(config.env_id).reward_threshold
+    if threshold is not None:
+        ax_ret.axhline(threshold, color="grey", ls=":", label=f"{threshold:g} (solved)")
     ax_ret.set(xlabel="environment steps", ylabel="return", title=f"{config.algo} on {config.env_id}, seed {config.seed}")
     ax_ret.legend(fontsize=8)
     ax_kl.plot([h.iteration for h in history], [h.kl for h in history], ".-", label="realized KL")
@@ -157,6 +166,16 @@ def train_command(args: argparse.Namespace) -> int:
         ],
     )
     (args.out / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
+    normalizer = trainer.normalizer
+    torch.save(
+        {
+            "config": asdict(config),
+            "policy": repr(trainer.policy),
+            "theta": trainer.theta,
+            "obs_normalizer": None if normalizer is None else normalizer.state_dict(),
+        },
+        args.out / "policy.pt",
+    )
     solved = first_solved(log.returns)
     summary = {
         "env_steps": history[-1].env_steps,
@@ -170,7 +189,12 @@ def train_command(args: argparse.Namespace) -> int:
     }
     if args.eval_episodes > 0:
         returns = evaluate_policy(
-            trainer.policy, trainer.theta, env_id=config.env_id, n_episodes=args.eval_episodes, seed=10_000 + config.seed
+            trainer.policy,
+            trainer.theta,
+            env_id=config.env_id,
+            n_episodes=args.eval_episodes,
+            seed=10_000 + config.seed,
+            normalizer=normalizer,
         )
         summary["eval_mean_return"] = float(returns.mean())
         summary["eval_returns"] = returns.tolist()
@@ -182,7 +206,7 @@ def train_command(args: argparse.Namespace) -> int:
         f"solved at {summary['solved_at_env_steps']} steps"
         + (f", evaluation mean return {summary['eval_mean_return']:.1f}" if args.eval_episodes > 0 else "")
     )
-    print(f"wrote {args.out}/history.csv, episodes.csv, config.json, summary.json, learning_curve.png")
+    print(f"wrote {args.out}/history.csv, episodes.csv, config.json, policy.pt, summary.json, learning_curve.png")
     return 0
 
 

@@ -22,7 +22,7 @@ from npgbook.rl import HELP
         (["train", "--hidden", "32,x", "--out", "x"], "comma-separated integers"),
         (["train", "--hidden", "32,0", "--out", "x"], "layer widths must be >= 1"),
         (["train", "--env", "NoSuchEnv-v0", "--out", "x"], "NoSuchEnv-v0"),
-        (["train", "--env", "Pendulum-v1", "--out", "x"], "Discrete action space"),
+        (["train", "--env", "Blackjack-v1", "--out", "x"], "environment Blackjack-v1 has the observation space Tuple"),
         (["train", "--eval-episodes", "-1", "--out", "x"], "eval_episodes must be >= 0"),
         (["train"], "the following arguments are required: --out"),
         ([], "the following arguments are required: COMMAND"),

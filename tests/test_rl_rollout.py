@@ -149,8 +149,8 @@ def test_bad_arguments():
     same_step = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync", vector_kwargs={"autoreset_mode": "SameStep"})
     with pytest.raises(ValueError, match="NEXT_STEP"):
         VectorSampler(same_step, 0)
-    with pytest.raises(TypeError, match="Discrete"):
-        VectorSampler(gym.make_vec("Pendulum-v1", 2, vectorization_mode="sync"), 0)
+    with pytest.raises(TypeError, match="Blackjack-v1 has the observation space Tuple"):
+        VectorSampler(gym.make_vec("Blackjack-v1", 2, vectorization_mode="sync"), 0)
     with pytest.raises(TypeError, match="VectorEnv"):
         VectorSampler(gym.make("CartPole-v1"), 0)
     sampler = VectorSampler(make_vector_env("CartPole-v1", 2), 0)

@@ -26,6 +26,7 @@ from .algorithms import (
     trpo_update,
     vpg_update,
 )
+from .normalization import RunningNormalizer
 from .rollout import Batch, VectorSampler, evaluate_actor, evaluate_policy, make_vector_env
 from .value import ValueFunction
 
@@ -35,6 +36,7 @@ __all__ = [
     "Batch",
     "IterationRecord",
     "PolicyData",
+    "RunningNormalizer",
     "TrainConfig",
     "TrainResult",
     "Trainer",

@@ -50,13 +50,15 @@ from torch import Tensor
 from .._checks import require_int, require_positive
 from ..divergences import _policy_kl
 from ..natural import natural_step
-from ..policies import MLPCategoricalPolicy, Policy
+from ..policies import MLPCategoricalPolicy, MLPGaussianPolicy, Policy
 from .advantages import gae, normalize_advantages
 from .mlp import fisher_operator
+from .normalization import RunningNormalizer
 from .rollout import VECTORIZATION_MODES, VectorSampler, make_vector_env
 from .value import ValueFunction
 
 ALGORITHMS = ("npg", "trpo", "vpg")
+OBS_NORM_MODES = ("auto", "on", "off")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -68,7 +70,7 @@ class UpdateSkippedWarning(RuntimeWarning):
 HELP: dict[str, str] = {
     "algo": "update rule: 'npg' (Algorithm 1), 'trpo' (NPG step + backtracking line search) "
     "or 'vpg' (vanilla gradient ascent with a fixed learning rate)",
-    "env_id": "gymnasium environment id (vector observation, discrete actions)",
+    "env_id": "gymnasium environment id (vector observation; discrete or continuous actions)",
     "seed": "one seed fixes the environments, the initial policy and value weights, and all sampling",
     "total_steps": "stop after this many real environment steps (the last batch is completed)",
     "num_envs": "N, parallel environment copies in the vector env",
@@ -91,6 +93,9 @@ HELP: dict[str, str] = {
     "vectorization_mode": "gym.make_vec mode: auto (the env's numpy-vectorized version if it has one, else sync), "
     "sync, async or vector_entry_point",
     "num_threads": "torch threads while training (restored afterwards); 1 is fastest for small networks",
+    "obs_norm": "running observation normalization: auto (on for continuous actions, off for discrete), on or off",
+    "reward_scale": "multiply rewards by this constant before GAE and the value fit (episode returns stay unscaled)",
+    "init_log_std": "initial log standard deviation of a Gaussian policy (continuous actions)",
 }
 
 
@@ -125,6 +130,9 @@ class TrainConfig:
     dtype: str = "float32"
     vectorization_mode: str = "auto"
     num_threads: int = 1
+    obs_norm: str = "auto"
+    reward_scale: float = 1.0
+    init_log_std: float = 0.0
 
     def __post_init__(self) -> None:
         if self.algo not in ALGORITHMS:
@@ -164,6 +172,11 @@ class TrainConfig:
                 f"vectorization_mode must be one of {VECTORIZATION_MODES}, got {self.vectorization_mode!r}"
             )
         require_int("num_threads", self.num_threads)
+        if self.obs_norm not in OBS_NORM_MODES:
+            raise ValueError(f"obs_norm must be one of {OBS_NORM_MODES}, got {self.obs_norm!r}")
+        require_positive("reward_scale", self.reward_scale)
+        if not math.isfinite(float(self.init_log_std)):
+            raise ValueError(f"init_log_std must be finite, got {self.init_log_std!r}")
 
     def replace(self, **changes: object) -> TrainConfig:
         """A copy with some hyperparameters changed (validated again)."""
@@ -407,9 +420,23 @@ class Trainer:
         env_seed, policy_seed, value_seed, sample_seed, shuffle_seed = seeds_from(config.seed, 5)
         dtype = DTYPES[config.dtype]
         env = make_vector_env(config.env_id, config.num_envs, config.vectorization_mode)
-        self.sampler = VectorSampler(env, env_seed)
-        self.policy = MLPCategoricalPolicy(self.sampler.obs_dim, self.sampler.n_actions, config.hidden, dtype)
-        self.theta = self.policy.initial_params(policy_seed)
+        try:
+            self.sampler = VectorSampler(env, env_seed)
+        except (TypeError, ValueError):
+            env.close()
+            raise
+        sampler = self.sampler
+        self.policy: MLPCategoricalPolicy | MLPGaussianPolicy
+        if sampler.discrete:
+            assert sampler.n_actions is not None
+            self.policy = MLPCategoricalPolicy(sampler.obs_dim, sampler.n_actions, config.hidden, dtype)
+            self.theta = self.policy.initial_params(policy_seed)
+        else:
+            assert sampler.act_dim is not None
+            self.policy = MLPGaussianPolicy(sampler.obs_dim, sampler.act_dim, config.hidden, dtype)
+            self.theta = self.policy.initial_params(policy_seed, log_std=config.init_log_std)
+        normalize = config.obs_norm == "on" or (config.obs_norm == "auto" and not sampler.discrete)
+        self.normalizer = RunningNormalizer(sampler.obs_dim) if normalize else None
         self.value = ValueFunction(
             self.sampler.obs_dim,
             config.value_hidden,
@@ -443,11 +470,13 @@ class Trainer:
     def _iteration(self) -> IterationRecord:
         cfg = self.config
         # line 1: collect trajectories on pi_k
-        batch = self.sampler.collect(self.policy, self.theta, cfg.steps_per_env, self.sample_generator)
+        # (with the observation normalization frozen until the updates below are done)
+        batch = self.sampler.collect(self.policy, self.theta, cfg.steps_per_env, self.sample_generator, self.normalizer)
         # line 2: advantages by GAE(lambda) with the value baseline
         values = self.value(batch.obs)
+        rewards = batch.rewards if cfg.reward_scale == 1.0 else batch.rewards * cfg.reward_scale
         advantages, targets = gae(
-            batch.rewards, values, batch.terminated, batch.truncated, batch.valid, gamma=cfg.gamma, lam=cfg.gae_lambda
+            rewards, values, batch.terminated, batch.truncated, batch.valid, gamma=cfg.gamma, lam=cfg.gae_lambda
         )
         obs, actions = batch.flat()
         data = self.policy_data(obs, actions, advantages[batch.valid])
@@ -459,6 +488,9 @@ class Trainer:
             kl = float(_policy_kl(self.policy, self.theta, result.theta, obs)) if result.accepted else 0.0
         self.theta = result.theta
         value_loss = self.value.fit(obs, targets[batch.valid], self.shuffle_generator)
+        if self.normalizer is not None:  # only now: pi_k and its update saw the same statistics
+            assert batch.raw_obs is not None
+            self.normalizer.update(batch.raw_obs[:-1][batch.valid].numpy())
         # bookkeeping
         log = self.episodes
         log.returns += batch.episode_returns
@@ -504,9 +536,10 @@ class TrainResult:
     config: TrainConfig
     history: list[IterationRecord]
     episodes: EpisodeLog
-    policy: MLPCategoricalPolicy
+    policy: MLPCategoricalPolicy | MLPGaussianPolicy
     theta: Tensor
     value: ValueFunction
+    normalizer: RunningNormalizer | None = None
 
 
 def train(config: TrainConfig, callback: Callable[[IterationRecord], None] | None = None) -> TrainResult:
@@ -516,7 +549,9 @@ def train(config: TrainConfig, callback: Callable[[IterationRecord], None] | Non
         trainer.run(callback)
     finally:
         trainer.close()
-    return TrainResult(config, trainer.history, trainer.episodes, trainer.policy, trainer.theta, trainer.value)
+    return TrainResult(
+        config, trainer.history, trainer.episodes, trainer.policy, trainer.theta, trainer.value, trainer.normalizer
+    )
 
 
 def first_solved(returns: list[float] | np.ndarray, *, window: int = 20, threshold: float = 475.0) -> int | None:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .._checks import require_positive
 from ..fisher import fisher_vector_product
-from ..policies import MLPCategoricalPolicy, Policy
+from ..policies import MLPCategoricalPolicy, MLPGaussianPolicy, Policy
 
 
 def tanh_(x: Tensor) -> Tensor:
@@ -151,12 +151,17 @@ def fisher_operator(
 
     with :math:`J_i` the Jacobian of the logits of state :math:`s_i` and :math:`p_i` its action
     probabilities: one forward-mode and one backward pass through all :math:`M` states per product,
-    no autograd graph. Other policies get :func:`npgbook.fisher_vector_product` (double backprop).
+    no autograd graph. For a :class:`~npgbook.policies.MLPGaussianPolicy` the same form has the
+    output Fisher matrix :math:`\operatorname{diag}(e^{-2\ell})` for the mean and :math:`2I` for
+    the log standard deviations :math:`\ell` (see :func:`npgbook.fisher_mlp_gaussian`). Other
+    policies get :func:`npgbook.fisher_vector_product` (double backprop).
 
     Args:
         policy, theta, obs: the policy, the point :math:`\theta` and the states ``(M, obs_dim)``.
         damping: :math:`\lambda \ge 0`.
     """
+    if isinstance(policy, MLPGaussianPolicy):
+        return _gaussian_fisher_operator(policy, theta, obs, damping)
     if not isinstance(policy, MLPCategoricalPolicy):
         return fisher_vector_product(policy, theta, obs, damping=damping)
     theta = policy.check_theta(theta).detach()
@@ -181,5 +186,37 @@ def fisher_operator(
             u = p * dl
             u.sub_(p * (u.sum(-1, keepdim=True) * obs.shape[0]))  # (diag p - p p^T) dl, per row, / M
             return net.backward(theta, acts, u, out, slopes, layers, out_layers).clone().add_(v, alpha=damping)
+
+    return fvp
+
+
+def _gaussian_fisher_operator(
+    policy: MLPGaussianPolicy, theta: Tensor, obs: Tensor | None, damping: float
+) -> Callable[[Tensor], Tensor]:
+    r""":math:`v = (v_w, v_\ell) \mapsto \big(\frac1M\sum_i J_i^\top \operatorname{diag}(e^{-2\ell}) J_i v_w,\ 2 v_\ell\big) + \lambda v`."""
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    assert obs is not None
+    damping = require_positive("damping", damping, allow_zero=True)
+    k = policy.n_net_params
+    net = TanhMLP((policy.obs_dim, *policy.hidden, policy.act_dim))
+    weights = theta[:k]
+    layers = net.layers(weights)
+    with torch.no_grad():
+        acts = net.forward(weights, obs, layers)
+        precision = torch.exp(-2.0 * theta[k:]) / obs.shape[0]  # the 1/M of the mean folded in
+    slopes = [1.0 - h * h for h in acts[1:-1]]
+    out = torch.empty_like(theta)
+    out_layers = net.layers(out[:k])
+
+    def fvp(v: Tensor) -> Tensor:
+        v = torch.as_tensor(v, dtype=theta.dtype)
+        if v.shape != theta.shape or not bool(torch.isfinite(v).all()):
+            raise ValueError(f"v must be a finite vector of length {theta.shape[0]}, got shape {tuple(v.shape)}")
+        with torch.no_grad():
+            u = net.jvp(weights, acts, v[:k], slopes, layers).mul_(precision)
+            net.backward(weights, acts, u, out[:k], slopes, layers, out_layers)
+            out[k:] = 2.0 * v[k:]
+            return out.clone().add_(v, alpha=damping)
 
     return fvp

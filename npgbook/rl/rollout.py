@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 
 from .._checks import require_int
-from ..policies import MLPCategoricalPolicy, Policy
+from ..policies import MLPGaussianPolicy, Policy, _MLPPolicy
 from .cartpole import FastCartPoleVectorEnv
+from .normalization import RunningNormalizer
 
 VECTORIZATION_MODES = ("auto", "sync", "async", "vector_entry_point")
 FAST_VECTOR_ENVS = {"CartPole-v1": FastCartPoleVectorEnv}  # used by "auto"
@@ -41,9 +42,12 @@ class Batch:
     r"""The trajectories of one iteration, time-major, with ``N`` parallel environments.
 
     Attributes:
-        obs: observations, shape ``(T + 1, N, obs_dim)``; ``obs[t]`` is seen before step
-            ``t`` and ``obs[T]`` is the observation after the last step.
-        actions: actions taken, shape ``(T, N)``.
+        obs: observations as the policy sees them (normalized, if the sampler was given a
+            normalizer), shape ``(T + 1, N, obs_dim)``; ``obs[t]`` is seen before step ``t`` and
+            ``obs[T]`` is the observation after the last step.
+        actions: actions taken, shape ``(T, N)`` (discrete) or ``(T, N, act_dim)``
+            (continuous: the policy's sample, *before* clipping to the action space; the
+            environment received the clipped action).
         rewards: rewards, shape ``(T, N)`` (0 on invalid slots).
         terminated: the step ended the episode in a terminal state, shape ``(T, N)``.
         truncated: the step ended the episode by the time limit, shape ``(T, N)``.
@@ -54,6 +58,8 @@ class Batch:
         episode_end_steps: the sampler's cumulative environment-step count when each of
             those episodes ended.
         episode_end_times: ``time.perf_counter()`` when each of them ended.
+        raw_obs: the observations as the environment returned them, ``(T + 1, N, obs_dim)``,
+            if they were normalized (``None`` otherwise).
     """
 
     obs: Tensor
@@ -66,6 +72,7 @@ class Batch:
     episode_lengths: list[int] = field(default_factory=list)
     episode_end_steps: list[int] = field(default_factory=list)
     episode_end_times: list[float] = field(default_factory=list)
+    raw_obs: Tensor | None = None
 
     @property
     def n_steps(self) -> int:
@@ -73,7 +80,7 @@ class Batch:
         return int(self.valid.sum())
 
     def flat(self) -> tuple[Tensor, Tensor]:
-        """Observations and actions of the valid slots, shapes ``(M, obs_dim)`` and ``(M,)``."""
+        """Observations and actions of the valid slots, shapes ``(M, obs_dim)`` and ``(M,)`` (or ``(M, act_dim)``)."""
         return self.obs[:-1][self.valid], self.actions[self.valid]
 
 
@@ -111,14 +118,14 @@ def make_vector_env(
 
 
 def _logits_fn(policy: Policy, theta: Tensor) -> Callable[[Tensor], Tensor]:
-    """A fast ``obs -> logits`` map for a fixed ``theta``, for acting in the environment.
+    """A fast ``obs -> logits`` map (the mean, for a Gaussian policy) for a fixed ``theta``.
 
-    For :class:`~npgbook.policies.MLPCategoricalPolicy` the weights are unflattened once
-    and the tanh network is evaluated with plain matrix products, which is several times
-    faster per call than :func:`torch.func.functional_call` on small batches (the unit
-    tests check it against :meth:`~npgbook.policies.MLPCategoricalPolicy.logits`).
+    For the MLP policies the weights are unflattened once and the tanh network is evaluated
+    with plain matrix products, which is several times faster per call than
+    :func:`torch.func.functional_call` on small batches (the unit tests check it against
+    :meth:`~npgbook.policies.MLPCategoricalPolicy.logits`).
     """
-    if isinstance(policy, MLPCategoricalPolicy):
+    if isinstance(policy, _MLPPolicy):
         weights = list(policy.unflatten(theta).values())
         layers = [(w.T.contiguous(), b) for w, b in zip(weights[::2], weights[1::2])]
         *hidden, (w_out, b_out) = layers
@@ -132,53 +139,82 @@ def _logits_fn(policy: Policy, theta: Tensor) -> Callable[[Tensor], Tensor]:
     return lambda obs: policy._distribution(theta, obs).logits
 
 
-def _numpy_actor(policy: Policy, theta: Tensor) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    r"""``(obs, u) -> actions`` for a fixed ``theta``: inverse-CDF sampling from the policy.
+def _numpy_net(policy: Policy, theta: Tensor) -> Callable[[np.ndarray], np.ndarray]:
+    """The policy's network output (logits, or the Gaussian mean) as a numpy function of ``obs``.
 
-    ``obs`` has shape ``(N, obs_dim)`` and ``u`` holds one uniform per row, shape ``(N, 1)``.
-    With logits :math:`\ell` and :math:`c_j = \sum_{b\le j} e^{\ell_b - \max\ell}`, the
-    action is :math:`\#\{j < n - 1 : c_j \le u\, c_{n-1}\}`, i.e. the first :math:`a` with
-    :math:`u < P(A \le a)`. For :class:`~npgbook.policies.MLPCategoricalPolicy` the tanh network
-    runs in numpy on weights converted once per batch: on the few rows of a vector env, one
-    numpy call costs about a microsecond, a third of a torch call, and the observations and
-    actions never leave numpy. Other policies go through :func:`_logits_fn`.
+    For the MLP policies the tanh network runs in numpy on weights converted once per batch:
+    on the few rows of a vector env, one numpy call costs about a microsecond, a third of a
+    torch call, and the observations and actions never leave numpy.
     """
-    if isinstance(policy, MLPCategoricalPolicy):
+    if isinstance(policy, _MLPPolicy):
         weights = [w.numpy() for w in policy.unflatten(theta).values()]
         *hidden, (w_out, b_out) = [(w.T.copy(), b) for w, b in zip(weights[::2], weights[1::2])]
 
-        def logits(obs: np.ndarray) -> np.ndarray:
+        def net(obs: np.ndarray) -> np.ndarray:
             for w, b in hidden:
                 obs = np.tanh(obs @ w + b)
             return obs @ w_out + b_out
 
-    else:
-        torch_logits = _logits_fn(policy, theta)
+        return net
+    torch_logits = _logits_fn(policy, theta)
 
-        def logits(obs: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return torch_logits(torch.from_numpy(obs).to(policy.dtype)).numpy()
+    def net_torch(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch_logits(torch.from_numpy(obs).to(policy.dtype)).numpy()
+
+    return net_torch
+
+
+def _numpy_actor(policy: Policy, theta: Tensor) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    r"""``(obs, noise) -> actions`` for a fixed ``theta``: sampling from the policy with given noise.
+
+    ``obs`` has shape ``(N, obs_dim)``.
+
+    * Discrete: ``noise`` holds one uniform :math:`u` per row, shape ``(N, 1)``; inverse-CDF
+      sampling. With logits :math:`\ell` and :math:`c_j = \sum_{b\le j} e^{\ell_b - \max\ell}`,
+      the action is :math:`\#\{j < n - 1 : c_j \le u\, c_{n-1}\}`, i.e. the first :math:`a` with
+      :math:`u < P(A \le a)`.
+    * Gaussian (:class:`~npgbook.policies.MLPGaussianPolicy`): ``noise`` holds standard normals
+      :math:`z`, shape ``(N, act_dim)``; the action is :math:`\mu(s) + e^{\ell} z`.
+    """
+    net = _numpy_net(policy, theta)
+    if isinstance(policy, MLPGaussianPolicy):
+        std = np.exp(theta[policy.n_net_params :].numpy())
+
+        def act_gaussian(obs: np.ndarray, z: np.ndarray) -> np.ndarray:
+            return net(obs) + std * z
+
+        return act_gaussian
 
     def act(obs: np.ndarray, u: np.ndarray) -> np.ndarray:
-        ell = logits(obs)
+        ell = net(obs)
         cdf = np.exp(ell - ell.max(axis=1, keepdims=True)).cumsum(axis=1)
         return (cdf[:, :-1] <= u * cdf[:, -1:]).sum(axis=1)
 
     return act
 
 
+def _env_name(env: gym.vector.VectorEnv) -> str:
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else type(env).__name__
+
+
 class VectorSampler:
-    r"""Runs a discrete-action policy on a vector environment and records :class:`Batch` es.
+    r"""Runs a policy on a vector environment and records :class:`Batch` es.
 
     The environment keeps running across calls to :meth:`collect`: an episode that is
     still going at the end of one batch continues in the next one, exactly as if the
     batches were one long rollout.
 
     Args:
-        env: a gymnasium vector environment with a 1-D ``Box`` observation, a
-            ``Discrete`` action space and the ``NEXT_STEP`` autoreset mode (the default of
+        env: a gymnasium vector environment with a 1-D ``Box`` observation, a ``Discrete`` or
+            1-D ``Box`` action space, and the ``NEXT_STEP`` autoreset mode (the default of
             ``gym.make_vec``).
         seed: seeds the environment copies (``seed, seed + 1, ..., seed + N - 1``).
+
+    Raises:
+        TypeError: naming the environment and the space, for any other space (images,
+            ``Dict``, ``Tuple``, multi-dimensional boxes, ``MultiDiscrete``...).
     """
 
     def __init__(self, env: gym.vector.VectorEnv, seed: int) -> None:
@@ -188,16 +224,25 @@ class VectorSampler:
         if mode != gym.vector.AutoresetMode.NEXT_STEP:
             raise ValueError(f"env must use the NEXT_STEP autoreset mode, got {mode!r}")
         obs_space, act_space = env.single_observation_space, env.single_action_space
-        if not isinstance(act_space, gym.spaces.Discrete):
-            raise TypeError(f"env must have a Discrete action space, got {act_space}")
-        if not isinstance(obs_space, gym.spaces.Box):
-            raise TypeError(f"env must have a Box observation space, got {obs_space}")
-        if len(obs_space.shape) != 1:
-            raise ValueError(f"env must have a 1-D observation space, got shape {obs_space.shape}")
+        name = _env_name(env)
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise TypeError(
+                f"environment {name} has the observation space {obs_space}; npgbook.rl needs a "
+                "1-D Box (a vector of numbers), not images, Dict or Tuple spaces"
+            )
+        self.discrete = isinstance(act_space, gym.spaces.Discrete)
+        if not self.discrete and not (isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1):
+            raise TypeError(
+                f"environment {name} has the action space {act_space}; npgbook.rl needs Discrete "
+                "or a 1-D Box (a vector of continuous actions)"
+            )
         self.env = env
         self.num_envs: int = env.num_envs
         self.obs_dim: int = int(obs_space.shape[0])
-        self.n_actions: int = int(act_space.n)
+        self.n_actions: int | None = int(act_space.n) if self.discrete else None
+        self.act_dim: int | None = None if self.discrete else int(act_space.shape[0])
+        self.action_low = None if self.discrete else np.asarray(act_space.low, dtype=np.float64)
+        self.action_high = None if self.discrete else np.asarray(act_space.high, dtype=np.float64)
         obs, _ = env.reset(seed=require_int("seed", seed, minimum=0))
         self._obs = np.asarray(obs, dtype=np.float32)
         self._needs_reset = np.zeros(self.num_envs, dtype=bool)  # the next call is an autoreset
@@ -209,52 +254,82 @@ class VectorSampler:
         """Close the environment."""
         self.env.close()
 
-    def collect(self, policy: Policy, theta: Tensor, steps_per_env: int, generator: torch.Generator) -> Batch:
+    def collect(
+        self,
+        policy: Policy,
+        theta: Tensor,
+        steps_per_env: int,
+        generator: torch.Generator,
+        normalizer: RunningNormalizer | None = None,
+    ) -> Batch:
         r"""Run :math:`\pi_\theta` for ``steps_per_env`` vector steps and return the batch.
 
-        Actions are drawn by inverse-CDF sampling from uniforms generated up front with
-        ``generator``, so the sampling is fixed by the generator's seed: action :math:`a` is
-        the number of partial sums :math:`\sum_{b \le j} e^{\ell_b}`, :math:`j < n-1`, that
-        are :math:`\le u \sum_b e^{\ell_b}` for logits :math:`\ell` and a uniform :math:`u`.
+        All sampling noise is generated up front with ``generator``, so the sampling is fixed by
+        the generator's seed: for a discrete policy, action :math:`a` is the number of partial
+        sums :math:`\sum_{b \le j} e^{\ell_b}`, :math:`j < n-1`, that are
+        :math:`\le u \sum_b e^{\ell_b}` for logits :math:`\ell` and a uniform :math:`u`; for a
+        Gaussian policy it is :math:`\mu(s) + e^{\ell} z` with a standard normal :math:`z`,
+        recorded as sampled and clipped to the action space only when sent to the environment.
 
         The loop over time does only what must be done step by step (act, step the
         environment, store); the masking of autoreset slots, the step counts and the episode
         returns and lengths are computed afterwards on whole arrays.
 
         Args:
-            policy: a discrete policy whose observation size and action count match the env.
+            policy: a policy that reads observations, with the env's observation size and its
+                action count (discrete) or action size (continuous).
             theta: its flat parameter vector.
             steps_per_env: ``T``, the number of calls to ``env.step`` (slots per copy).
             generator: the source of all sampling randomness.
+            normalizer: if given, the policy sees ``normalizer(obs)`` (its statistics are not
+                changed here) and :attr:`Batch.obs` holds the normalized observations.
         """
-        if not policy.discrete or policy.stateless:
-            raise ValueError("policy must be a discrete policy that reads observations")
-        if policy.obs_dim != self.obs_dim or policy.n_actions != self.n_actions:
+        if policy.stateless or policy.discrete != self.discrete:
+            kind = "discrete" if self.discrete else "continuous (Gaussian)"
+            raise ValueError(f"policy must be a {kind} policy that reads observations, got {policy!r}")
+        if self.discrete and (policy.obs_dim != self.obs_dim or policy.n_actions != self.n_actions):
             raise ValueError(
                 f"policy has obs_dim={policy.obs_dim}, n_actions={policy.n_actions}; the env has "
                 f"obs_dim={self.obs_dim}, n_actions={self.n_actions}"
             )
+        if not self.discrete and (policy.obs_dim != self.obs_dim or getattr(policy, "act_dim", None) != self.act_dim):
+            raise ValueError(
+                f"policy has obs_dim={policy.obs_dim}, act_dim={getattr(policy, 'act_dim', None)}; the env has "
+                f"obs_dim={self.obs_dim}, act_dim={self.act_dim}"
+            )
+        if normalizer is not None and normalizer.dim != self.obs_dim:
+            raise ValueError(f"normalizer has dim={normalizer.dim}, the env has obs_dim={self.obs_dim}")
         T = require_int("steps_per_env", steps_per_env)
         N = self.num_envs
         theta = policy.check_theta(theta).detach()
         obs_buf = np.empty((T + 1, N, self.obs_dim), dtype=np.float32)
-        act_buf = np.empty((T, N), dtype=np.int64)
+        seen_buf = obs_buf if normalizer is None else np.empty_like(obs_buf)  # what the policy sees
+        if self.discrete:
+            act_buf = np.empty((T, N), dtype=np.int64)
+            noise = torch.rand((T, N, 1), generator=generator, dtype=policy.dtype).numpy()
+        else:
+            act_buf = np.empty((T, N, self.act_dim), dtype=theta.numpy().dtype)
+            noise = torch.randn((T, N, self.act_dim), generator=generator, dtype=policy.dtype).numpy()
         rew_buf = np.empty((T, N), dtype=np.float32)
         term_buf = np.empty((T, N), dtype=bool)
         trunc_buf = np.empty((T, N), dtype=bool)
         valid_buf = np.empty((T, N), dtype=bool)
         times = np.empty(T)
-        uniforms = torch.rand((T, N, 1), generator=generator, dtype=policy.dtype).numpy()
         act = _numpy_actor(policy, theta)
         step, clock = self.env.step, time.perf_counter
+        low, high = self.action_low, self.action_high
         obs_buf[0] = self._obs
+        if normalizer is not None:
+            seen_buf[0] = normalizer(obs_buf[0])
         valid = ~self._needs_reset
         for t in range(T):
             valid_buf[t] = valid
-            act_buf[t] = act(obs_buf[t], uniforms[t])
-            obs, reward, terminated, truncated, _ = step(act_buf[t])
+            act_buf[t] = act(seen_buf[t], noise[t])
+            obs, reward, terminated, truncated, _ = step(act_buf[t] if low is None else np.clip(act_buf[t], low, high))
             times[t] = clock()
             obs_buf[t + 1], rew_buf[t], term_buf[t], trunc_buf[t] = obs, reward, terminated, truncated
+            if normalizer is not None:
+                seen_buf[t + 1] = normalizer(obs_buf[t + 1])
             valid = ~((terminated | truncated) & valid)  # the next call after an episode end is an autoreset
         # an autoreset slot is not a step: no reward, no episode end
         rew_buf *= valid_buf
@@ -282,7 +357,7 @@ class VectorSampler:
         self._needs_reset = ~valid
         self._obs = obs_buf[T].copy()
         return Batch(
-            obs=torch.from_numpy(obs_buf).to(policy.dtype),
+            obs=torch.from_numpy(seen_buf).to(policy.dtype),
             actions=torch.from_numpy(act_buf),
             rewards=torch.from_numpy(rew_buf).to(policy.dtype),
             terminated=torch.from_numpy(term_buf),
@@ -292,6 +367,7 @@ class VectorSampler:
             episode_lengths=lengths,
             episode_end_steps=end_steps,
             episode_end_times=end_times,
+            raw_obs=None if normalizer is None else torch.from_numpy(obs_buf),
         )
 
 
@@ -331,24 +407,44 @@ def evaluate_policy(
     seed: int = 0,
     deterministic: bool = True,
     generator: torch.Generator | None = None,
+    normalizer: RunningNormalizer | None = None,
 ) -> np.ndarray:
     """Returns of ``n_episodes`` fresh episodes of the policy (see :func:`evaluate_actor`).
 
     Args:
         policy, theta: the policy to evaluate.
         env_id, n_episodes, seed: as in :func:`evaluate_actor`.
-        deterministic: take the most probable action (the usual evaluation) instead of sampling.
+        deterministic: take the most probable action (the usual evaluation: the argmax of a
+            categorical policy, the mean of a Gaussian one) instead of sampling.
         generator: sampling randomness when ``deterministic`` is false.
+        normalizer: the observation normalization the policy was trained with, if any.
     """
     if not deterministic and generator is None:
         raise ValueError("generator is required when deterministic is False")
-    logits_of = _logits_fn(policy, policy.check_theta(theta).detach())
+    theta = policy.check_theta(theta).detach()
+    net = _logits_fn(policy, theta)
+    gaussian = isinstance(policy, MLPGaussianPolicy)
+    bounds: tuple[np.ndarray, np.ndarray] | None = None
+    if gaussian:
+        probe = gym.make(env_id)
+        try:
+            bounds = (np.asarray(probe.action_space.low), np.asarray(probe.action_space.high))
+        finally:
+            probe.close()
 
     def act(obs: np.ndarray) -> np.ndarray:
+        seen = obs if normalizer is None else normalizer(np.asarray(obs, dtype=np.float32))
         with torch.no_grad():
-            logits = logits_of(torch.as_tensor(obs, dtype=policy.dtype))
+            out = net(torch.as_tensor(seen, dtype=policy.dtype))
+            if gaussian:
+                assert bounds is not None
+                if not deterministic:
+                    std = torch.exp(theta[policy.n_net_params :])
+                    noise = torch.randn(out.shape, generator=generator, dtype=out.dtype)
+                    out = out + std * noise
+                return np.clip(out.numpy(), *bounds)
             if deterministic:
-                return logits.argmax(-1).numpy()
-            return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0].numpy()
+                return out.argmax(-1).numpy()
+            return torch.multinomial(torch.softmax(out, -1), 1, generator=generator)[:, 0].numpy()
 
     return evaluate_actor(act, env_id=env_id, n_episodes=n_episodes, seed=seed)
