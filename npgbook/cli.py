@@ -123,7 +123,7 @@ def plot_learning_curve(
     ax_ret.set(xlabel="environment steps", ylabel="return", title=f"{config.algo} on {config.env_id}, seed {config.seed}")
     ax_ret.legend(fontsize=8)
     ax_kl.plot([h.iteration for h in history], [h.kl for h in history], ".-", label="realized KL")
-    if config.algo != "vpg":
+    if config.algo in ("npg", "trpo", "kl-vpg"):  # the methods with a KL budget
         ax_kl.axhline(config.delta, color="grey", ls=":", label="δ")
     ax_kl.set(xlabel="iteration", ylabel="KL(π_k ‖ π_k+1)", title="policy change per update")
     ax_kl.legend(fontsize=8)

@@ -26,6 +26,7 @@ from .algorithms import (
     trpo_update,
     vpg_update,
 )
+from .first_order import AdamEpochs, kl_vpg_update, surrogate_objective
 from .normalization import RunningNormalizer
 from .rollout import Batch, VectorSampler, evaluate_actor, evaluate_policy, make_vector_env
 from .value import ValueFunction
@@ -33,6 +34,7 @@ from .value import ValueFunction
 __all__ = [
     "ALGORITHMS",
     "HELP",
+    "AdamEpochs",
     "Batch",
     "IterationRecord",
     "PolicyData",
@@ -48,12 +50,14 @@ __all__ = [
     "evaluate_policy",
     "first_solved",
     "gae",
+    "kl_vpg_update",
     "learning_curve",
     "make_vector_env",
     "normalize_advantages",
     "npg_update",
     "policy_gradient",
     "surrogate",
+    "surrogate_objective",
     "train",
     "trpo_update",
     "vpg_update",

@@ -57,7 +57,7 @@ from .normalization import RunningNormalizer
 from .rollout import VECTORIZATION_MODES, VectorSampler, make_vector_env
 from .value import ValueFunction
 
-ALGORITHMS = ("npg", "trpo", "vpg")
+ALGORITHMS = ("npg", "trpo", "vpg", "kl-vpg", "adam-vpg", "ppo")
 OBS_NORM_MODES = ("auto", "on", "off")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -68,8 +68,10 @@ class UpdateSkippedWarning(RuntimeWarning):
 
 # Hyperparameters and their meaning; the CLI's --help is generated from these texts.
 HELP: dict[str, str] = {
-    "algo": "update rule: 'npg' (Algorithm 1), 'trpo' (NPG step + backtracking line search) "
-    "or 'vpg' (vanilla gradient ascent with a fixed learning rate)",
+    "algo": "update rule: 'npg' (Algorithm 1), 'trpo' (NPG step + backtracking line search), "
+    "'vpg' (vanilla gradient ascent with a fixed learning rate), 'kl-vpg' (the vanilla direction "
+    "with the length that spends delta in the quadratic KL model), 'adam-vpg' (Adam on the "
+    "surrogate, minibatch epochs) or 'ppo' (Adam on the clipped surrogate, minibatch epochs)",
     "env_id": "gymnasium environment id (vector observation; discrete or continuous actions)",
     "seed": "one seed fixes the environments, the initial policy and value weights, and all sampling",
     "total_steps": "stop after this many real environment steps (the last batch is completed)",
@@ -93,6 +95,10 @@ HELP: dict[str, str] = {
     "vectorization_mode": "gym.make_vec mode: auto (the env's numpy-vectorized version if it has one, else sync), "
     "sync, async or vector_entry_point",
     "num_threads": "torch threads while training (restored afterwards); 1 is fastest for small networks",
+    "adam_lr": "Adam learning rate of adam-vpg and ppo",
+    "policy_epochs": "passes over each batch of adam-vpg and ppo",
+    "policy_minibatch": "minibatch size of adam-vpg and ppo",
+    "clip_range": "PPO's clipping epsilon of the probability ratio",
     "obs_norm": "running observation normalization: auto (on for continuous actions, off for discrete), on or off",
     "reward_scale": "multiply rewards by this constant before GAE and the value fit (episode returns stay unscaled)",
     "init_log_std": "initial log standard deviation of a Gaussian policy (continuous actions)",
@@ -130,6 +136,10 @@ class TrainConfig:
     dtype: str = "float32"
     vectorization_mode: str = "auto"
     num_threads: int = 1
+    adam_lr: float = 3e-4
+    policy_epochs: int = 10
+    policy_minibatch: int = 64
+    clip_range: float = 0.2
     obs_norm: str = "auto"
     reward_scale: float = 1.0
     init_log_std: float = 0.0
@@ -172,6 +182,11 @@ class TrainConfig:
                 f"vectorization_mode must be one of {VECTORIZATION_MODES}, got {self.vectorization_mode!r}"
             )
         require_int("num_threads", self.num_threads)
+        require_positive("adam_lr", self.adam_lr)
+        require_int("policy_epochs", self.policy_epochs)
+        require_int("policy_minibatch", self.policy_minibatch)
+        if not 0.0 < require_positive("clip_range", self.clip_range) < 1.0:
+            raise ValueError(f"clip_range must be in (0, 1), got {self.clip_range}")
         if self.obs_norm not in OBS_NORM_MODES:
             raise ValueError(f"obs_norm must be one of {OBS_NORM_MODES}, got {self.obs_norm!r}")
         require_positive("reward_scale", self.reward_scale)
@@ -400,6 +415,17 @@ def torch_threads(n: int) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
+def make_update(config: TrainConfig) -> Callable[[Policy, Tensor, PolicyData, TrainConfig], UpdateResult]:
+    """The update rule of ``config.algo``; the Adam-based ones are fresh objects (their moments live per run)."""
+    if config.algo in UPDATES:
+        return UPDATES[config.algo]
+    from .first_order import AdamEpochs, kl_vpg_update  # they build on this module
+
+    if config.algo == "kl-vpg":
+        return kl_vpg_update
+    return AdamEpochs(config, clip=config.algo == "ppo")
+
+
 def seeds_from(seed: int, n: int) -> list[int]:
     """``n`` independent 32-bit seeds derived from one seed (numpy ``SeedSequence``)."""
     return [int(s) for s in np.random.SeedSequence(require_int("seed", seed, minimum=0)).generate_state(n)]
@@ -448,7 +474,7 @@ class Trainer:
         )
         self.sample_generator = torch.Generator().manual_seed(sample_seed)
         self.shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
-        self.update = UPDATES[config.algo]
+        self.update = make_update(config)
         self.episodes = EpisodeLog()
         self.history: list[IterationRecord] = []
 
