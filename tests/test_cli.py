@@ -14,7 +14,7 @@ from npgbook.rl import HELP
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["train", "--algo", "ppo", "--out", "x"], "invalid choice: 'ppo'"),
+        (["train", "--algo", "sac", "--out", "x"], "invalid choice: 'sac'"),
         (["train", "--delta", "0", "--out", "x"], "delta must be > 0"),
         (["train", "--gamma", "2", "--out", "x"], "gamma must be in [0, 1]"),
         (["train", "--steps", "0", "--out", "x"], "total_steps must be >= 1"),
