@@ -2,6 +2,8 @@
 
 * :mod:`npgbook.experiments.ascent` -- vanilla and natural gradient ascent loops on exact
   objectives (§1-§5);
+* :mod:`npgbook.experiments.baseline` -- chapter 1's REINFORCE baseline: exact per-sample variance,
+  the best constant baseline, paired batch comparisons (§1);
 * :mod:`npgbook.experiments.trust_region` -- Euclidean and KL-constrained steps solved with scipy
   (§2, §5);
 * :mod:`npgbook.experiments.taylor` -- Lagrangian relaxation and the Taylor models of :math:`J` and
@@ -16,15 +18,31 @@
 * :mod:`npgbook.experiments.lagrangian` -- chapter 4's penalty, sampled-Fisher, definiteness,
   locality and cost experiments (§4);
 * :mod:`npgbook.experiments.exact_natural` -- chapter 5's natural step on exact problems: budget,
-  realized KL, invariance, plateaus and peaks (§5-§6).
+  realized KL, invariance, plateaus and peaks (§5-§6);
+* :mod:`npgbook.experiments.algorithm1` -- section 5.8's look inside one update of Algorithm 1 on
+  frozen batches of trained CartPole policies: damping and CG iterations (§5).
 
 Each builds on the core library and on :mod:`npgbook.problems`; nothing in the core imports them.
 """
 
-from . import ascent, brittleness, cost, exact_natural, kl_fisher, lagrangian, taylor, trust_region, variants
+from . import (
+    algorithm1,
+    ascent,
+    baseline,
+    brittleness,
+    cost,
+    exact_natural,
+    kl_fisher,
+    lagrangian,
+    taylor,
+    trust_region,
+    variants,
+)
 
 __all__ = [
+    "algorithm1",
     "ascent",
+    "baseline",
     "brittleness",
     "cost",
     "exact_natural",
