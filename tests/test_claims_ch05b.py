@@ -54,7 +54,7 @@ def test_counterfactual_algorithm1_cartpole(book_verdict):
     # the step is sized for a budget ten times δ: the KL per update is far above δ
     oversized = claims.run(KEY, train=train_with_ten_times_delta)
     assert oversized.outcome == "does not hold as stated"
-    # REINFORCE's fixed learning rate does not set the KL of an update at all
+    # the vanilla policy gradient's fixed learning rate does not set the KL of an update
     vanilla = claims.run(KEY, config=ch05b.RUN.replace(algo="vpg"))
     assert vanilla.outcome == "does not hold as stated"
 
