@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from npgbook import claims
+from npgbook.claims import _benches
 from npgbook.claims import ch05_natural_step as ch05
 from npgbook.experiments import exact_natural as en
 from npgbook.experiments.ascent import AscentPath
@@ -124,11 +125,16 @@ def test_counterfactual_natural_escapes_plateau():
     zero = claims.run("natural_escapes_plateau", gradient=zero_gradient)
     assert zero.outcome == "does not hold as stated" and "never within 500" in zero.evidence
     # a vanilla run that never reaches the target within its budget is slow, not missing
-    never = claims.run("natural_escapes_plateau", vanilla=lambda: (None, 0.9))
+    never = claims.run("natural_escapes_plateau", vanilla=lambda gap: None)
     assert never.outcome == "holds" and "never within its 10,000" in never.evidence
     # a vanilla run only a little slower: faster, but not by a factor 10
-    close = claims.run("natural_escapes_plateau", vanilla=lambda: (5, 0.0))
+    close = claims.run("natural_escapes_plateau", vanilla=lambda gap: 5)
     assert close.outcome == "holds approximately"
+    # the vanilla count is chapter 2's run (the same update, start and target, 10,000 steps)
+    assert en.plateau_vanilla_iterations(1.75) == _benches._plateau_vanilla()[0] == 1117
+    # a smaller gap: vanilla is fast there, and the factor 10 is lost
+    small = claims.run("natural_escapes_plateau", gap=1.0)
+    assert small.outcome == "holds approximately" and "vanilla (α = 1) 7" in small.evidence
 
 
 def test_counterfactual_natural_approaches_peak():

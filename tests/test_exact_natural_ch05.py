@@ -105,3 +105,18 @@ def test_traced_path_rejects_an_unknown_method():
         en.traced_path("adam", "sigma", 0.1)
     path = en.traced_path("natural", "log_sigma", 0.1)
     assert np.allclose(path[0], [0.0, 2.0])
+
+
+def test_plateau_vanilla_iterations_against_a_hand_written_loop():
+    # the same update written out with autograd instead of the exact policy-gradient formula
+    mdp, tabular = en.two_state()
+    target = 0.9 * mdp.optimal_return()
+    for gap in (1.0, 1.25):
+        theta, k = en.plateau_start(gap).clone(), 0
+        while float(mdp.expected_return(tabular, theta)) < target:
+            theta = theta + torch.func.grad(lambda th: mdp.expected_return(tabular, th))(theta)
+            k += 1
+        assert en.plateau_vanilla_iterations(gap) == k
+    # a budget too small to get there, and a zero gradient: never
+    assert en.plateau_vanilla_iterations(1.75, n_iter=100) is None
+    assert en.plateau_vanilla_iterations(1.0, gradient=torch.zeros_like) is None

@@ -11,7 +11,8 @@ claims table show one computation:
 * :func:`reparameterization_errors`, :func:`traced_path`, :func:`invariance_distances` -- the
   natural step under the change :math:`(\mu, \sigma) \to (\mu, \log\sigma)`;
 * :func:`step_scan` -- step lengths across the bandit's landscape at a given :math:`\sigma`;
-* :func:`plateau_iterations` -- the natural update on chapter 2's two-state plateau;
+* :func:`plateau_iterations`, :func:`plateau_vanilla_iterations` -- the natural and the vanilla
+  update on chapter 2's two-state plateau;
 * :func:`first_overshoot`, :func:`peak_approach` -- fixed-length runs towards the bandit's peak.
 """
 
@@ -443,6 +444,37 @@ def plateau_iterations(
         operator,
         plateau_start(gap),
         epsilon,
+        n_iter,
+        target=0.9 * mdp.optimal_return(),
+    )
+    return run.reached
+
+
+PLATEAU_VANILLA_ITERATIONS = 10_000
+"""The vanilla update's iteration budget on the plateau (chapter 2's budget)."""
+
+
+def plateau_vanilla_iterations(
+    gap: float,
+    alpha: float = 1.0,
+    n_iter: int = PLATEAU_VANILLA_ITERATIONS,
+    *,
+    gradient: Callable[[Tensor], Tensor] | None = None,
+) -> int | None:
+    r"""Vanilla-update iterations to :math:`J \ge 0.9 J^*` on :func:`two_state` from
+    :func:`plateau_start` (``None`` if ``n_iter`` updates do not reach it).
+
+    The update is :math:`\theta_{k+1} = \theta_k + \alpha\nabla J(\theta_k)` with the exact
+    gradient (or ``gradient``), the run of chapter 2's plateau experiment; chapter 5 and its
+    claim ``natural_escapes_plateau`` both count with this function.
+    """
+    mdp, tabular = two_state()
+    grd = gradient or (lambda th: mdp.exact_gradient(tabular, th))
+    run = vanilla_ascent(
+        lambda th: mdp.expected_return(tabular, th),
+        grd,
+        plateau_start(gap),
+        alpha,
         n_iter,
         target=0.9 * mdp.optimal_return(),
     )
