@@ -32,9 +32,10 @@ from .._checks import require_int
 from ..policies import MLPGaussianPolicy, Policy, _MLPPolicy
 from .cartpole import FastCartPoleVectorEnv
 from .normalization import RunningNormalizer
+from .pendulum import FastPendulumVectorEnv
 
 VECTORIZATION_MODES = ("auto", "sync", "async", "vector_entry_point")
-FAST_VECTOR_ENVS = {"CartPole-v1": FastCartPoleVectorEnv}  # used by "auto"
+FAST_VECTOR_ENVS = {"CartPole-v1": FastCartPoleVectorEnv, "Pendulum-v1": FastPendulumVectorEnv}  # used by "auto"
 
 
 @dataclass
