@@ -615,3 +615,20 @@ def test_natural_step_kl_bad_inputs():
     for bad in ([0.0], [-0.1], [NAN], [0.1, math.inf], ["a"], 0.1):
         with pytest.raises(ValueError, match="epsilons"):
             br.natural_step_kl(policy, theta, None, d, t(f), bad)
+
+
+def test_definiteness_on_range_matches_the_full_check_when_f_is_nonsingular():
+    # the Gaussian's exact F (closed form) is positive definite: its range is everything, so the
+    # range check must reproduce estimate_definiteness's eigenvalue ratios draw for draw
+    policy = nb.GaussianPolicy("sigma")
+    theta = policy.params(1.0, 0.5)
+    full = br.estimate_definiteness(policy, theta, None, (2, 64), draws=3)
+    on_range = br.definiteness_on_range(
+        policy, theta, None, (2, 64), draws=3,
+        exact_fisher=lambda s: nb.fisher_gaussian(1.0, 0.5, "sigma"),
+    )
+    assert on_range.range_dim.tolist() == [2, 2]
+    np.testing.assert_allclose(on_range.outer_min_ratio, full.outer_min_ratio, rtol=1e-10)
+    np.testing.assert_allclose(on_range.hessian_min_ratio, full.hessian_min_ratio, rtol=1e-10)
+    with pytest.raises(ValueError, match="exact_fisher"):
+        br.definiteness_on_range(policy, theta, None, (2,))

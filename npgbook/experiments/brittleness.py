@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -460,4 +460,112 @@ def estimate_definiteness(
         np.array(rows["hn"]),
         np.array(rows["hi"]),
         np.array(rows["hm"]),
+    )
+
+
+@dataclass(frozen=True)
+class RangeDefiniteness:
+    r"""Whether the sample estimates are positive definite *on the range of the exact* :math:`F`.
+
+    The exact Fisher matrix of a softmax network is itself singular (redundant logit directions
+    are null for every state), so a sample estimate that is singular in those directions only
+    inherits :math:`F`'s null space. This judges the estimates where :math:`F` is not zero:
+    with :math:`U` the eigenvectors of the exact :math:`F` (over the same states) whose
+    eigenvalues exceed ``range_rtol`` times the largest, an estimate :math:`\hat M` is
+    *positive definite on the range* when the smallest eigenvalue of :math:`U^\top\hat M U` is
+    above :math:`n\varepsilon_{\text{mach}}` times its largest, and *indefinite on the range*
+    when it is below minus that.
+
+    Attributes:
+        sizes: the sample sizes :math:`N`.
+        n_params: :math:`n`.
+        draws: batches per size.
+        range_dim: the dimension of the range of the exact :math:`F`, per size.
+        outer_not_pd, outer_indefinite: share of the draws, per size, for :math:`\hat F`.
+        outer_min_ratio: the smallest :math:`\lambda_{\min}/\lambda_{\max}` of
+            :math:`U^\top\hat F U` over the draws, per size.
+        hessian_not_pd, hessian_indefinite, hessian_min_ratio: the same for :math:`\hat H`.
+    """
+
+    sizes: np.ndarray
+    n_params: int
+    draws: int
+    range_dim: np.ndarray
+    outer_not_pd: np.ndarray
+    outer_indefinite: np.ndarray
+    outer_min_ratio: np.ndarray
+    hessian_not_pd: np.ndarray
+    hessian_indefinite: np.ndarray
+    hessian_min_ratio: np.ndarray
+
+
+def definiteness_on_range(
+    policy: Policy,
+    theta: Tensor,
+    obs: Tensor | None,
+    sizes: Sequence[int],
+    *,
+    exact_fisher: Callable[[Tensor | None], Tensor] | None = None,
+    draws: int = 4,
+    seed: int = 0,
+    range_rtol: float = 1e-10,
+) -> RangeDefiniteness:
+    r"""The sample estimates of :func:`estimate_definiteness`, judged on the range of the exact F.
+
+    Args:
+        policy, theta, obs, sizes, draws, seed: as for :func:`estimate_definiteness` (sample
+            :math:`i` in state ``obs[i % len(obs)]``; the same action draws for the same seed).
+        exact_fisher: ``exact_fisher(states)`` gives the exact Fisher matrix over the states of
+            a sample (``None`` for a stateless policy); default the exact expectation over
+            actions, :func:`npgbook.fisher_score_outer` (categorical policies).
+        range_rtol: eigenvalues of the exact :math:`F` above this share of the largest span the
+            range; the default :math:`10^{-10}` keeps directions well above rounding
+            (:math:`n\varepsilon_{\text{mach}} \approx 10^{-14}` here).
+    """
+    from ..fisher import fisher_from_sample_hessians, fisher_from_samples, fisher_score_outer
+    from ..policies import sample_actions
+
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    ns = [require_int("sizes", n) for n in sizes]
+    draws = require_int("draws", draws)
+    range_rtol = require_positive("range_rtol", range_rtol)
+    if exact_fisher is None:
+        if obs is None:
+            raise ValueError("exact_fisher is required for a stateless policy (obs is None)")
+
+        def exact_fisher(states: Tensor | None) -> Tensor:
+            return fisher_score_outer(policy, theta, states)
+
+    n = theta.shape[0]
+    rtol = n * torch.finfo(theta.dtype).eps
+    generator = torch.Generator().manual_seed(require_int("seed", seed, minimum=0))
+    rows: dict[str, list[float]] = {k: [] for k in ("r", "on", "oi", "om", "hn", "hi", "hm")}
+    for size in ns:
+        states = None if obs is None else obs[torch.arange(size) % obs.shape[0]]
+        values, vectors = torch.linalg.eigh(exact_fisher(states))
+        basis = vectors[:, values > range_rtol * float(values[-1])]
+        rows["r"].append(basis.shape[1])
+        ratios: dict[str, list[float]] = {"o": [], "h": []}
+        for _ in range(draws):
+            dist = policy.distribution(theta, states)
+            actions = sample_actions(dist, 1, generator).reshape(-1)
+            if obs is None:
+                actions = sample_actions(dist, size, generator).reshape(-1)
+            for key, estimate in (
+                ("o", fisher_from_samples(policy, theta, actions, states)),
+                ("h", fisher_from_sample_hessians(policy, theta, actions, states)),
+            ):
+                v = torch.linalg.eigvalsh(basis.T @ estimate @ basis)
+                ratios[key].append(float(v[0]) / float(v[-1].abs().clamp_min(torch.finfo(v.dtype).tiny)))
+        for key in ("o", "h"):
+            rows[key + "n"].append(float(np.mean([r <= rtol for r in ratios[key]])))
+            rows[key + "i"].append(float(np.mean([r < -rtol for r in ratios[key]])))
+            rows[key + "m"].append(min(ratios[key]))
+    return RangeDefiniteness(
+        np.array(ns),
+        n,
+        draws,
+        np.array(rows["r"], dtype=int),
+        *(np.array(rows[k]) for k in ("on", "oi", "om", "hn", "hi", "hm")),
     )

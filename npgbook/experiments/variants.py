@@ -18,6 +18,7 @@ policy with a fresh batch, the test bench of chapter 6.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import warnings
 from collections.abc import Callable, Sequence
@@ -380,4 +381,113 @@ def curvature_response(
         newton_t.numpy().copy(),
         _response(steps_t),
         _response(newton_t),
+    )
+
+
+@dataclass(frozen=True)
+class RewarmedResponse:
+    r"""How a step rule's path responds to the curvature when its history is its own.
+
+    Every objective :math:`f_s(x) = g_0^\top(x-x_0) + \frac s2(x-x_0)^\top H(x-x_0)` has the same
+    gradient :math:`g_0` at the start :math:`x_0` and the Hessian :math:`sH`. On each, the rule
+    runs from :math:`x_0` with Adam's running moments built from the gradients *it* meets on
+    that objective (the warm-up redone per objective). A method that reads the curvature
+    responds at once: Newton's first step :math:`-(sH)^{-1}g_0` already differs by the factor
+    :math:`1/s`. A first-order method can only respond after the curvature has changed the
+    gradients it sees; plain gradient descent, whose first step has the same length as the
+    rule's, is the yardstick of that.
+
+    Attributes:
+        scales: the curvature scales :math:`s`.
+        iterations: :math:`k = 1, \dots, K`.
+        displacements: :math:`x_k - x_0` per scale and iteration, shape ``(len(scales), K, d)``.
+        response: per :math:`k`, the spread of :math:`x_k - x_0` over the scales relative to the
+            largest (as :class:`CurvatureResponse`; 0: the path ignores the curvature).
+        gd_response: the same for gradient descent.
+        newton_response: the same for Newton's first step (:math:`1 - s_{\min}/s_{\max}`).
+        excess: ``max_k(response - gd_response)``, the response beyond what the gradients
+            alone give a first-order method.
+    """
+
+    scales: np.ndarray
+    iterations: np.ndarray
+    displacements: np.ndarray
+    response: np.ndarray
+    gd_response: np.ndarray
+    newton_response: float
+    excess: float
+
+
+def curvature_response_rewarmed(
+    rule: StepRule = adam_step,
+    *,
+    hessian: Sequence[Sequence[float]] = ((10.0, 3.0), (3.0, 1.0)),
+    minimum: Sequence[float] = (1.0, -1.0),
+    start: Sequence[float] = (0.0, 0.0),
+    scales: Sequence[float] = (0.25, 1.0, 4.0),
+    iterations: int = 5,
+    lr: float = 0.05,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> RewarmedResponse:
+    r"""Run ``rule`` for ``iterations`` steps on each :math:`f_s` (see :class:`RewarmedResponse`).
+
+    :math:`g_0 = H(x_0 - a)` is the gradient at ``start`` of the quadratic with minimum ``a`` =
+    ``minimum``. After each step the moments are updated as :class:`torch.optim.Adam` does
+    (:math:`m \leftarrow \beta_1 m + (1-\beta_1)g`, :math:`v \leftarrow \beta_2 v + (1-\beta_2)g^2`),
+    so :func:`adam_step` reproduces Adam's own path. Gradient descent uses the learning rate
+    :math:`\alpha\sqrt d/\|g_0\|`, which makes its first step as long as Adam's
+    (:math:`\alpha` per coordinate). Float64 throughout.
+    """
+    h = torch.tensor(hessian, dtype=torch.float64)
+    a = torch.tensor(minimum, dtype=torch.float64)
+    x0 = torch.tensor(start, dtype=torch.float64)
+    if h.ndim != 2 or h.shape[0] != h.shape[1] or a.shape != (h.shape[0],) or x0.shape != a.shape:
+        raise ValueError("hessian must be a (d, d) matrix and minimum, start vectors of length d")
+    if not bool(torch.all(torch.linalg.eigvalsh(h) > 0)):
+        raise ValueError("hessian must be positive definite")
+    k_max = require_int("iterations", iterations, minimum=1)
+    ss = [float(s) for s in scales]
+    if len(ss) < 2 or min(ss) <= 0:
+        raise ValueError("scales must hold at least two positive numbers")
+    g0 = h @ (x0 - a)
+    if float(g0.norm()) == 0.0:
+        raise ValueError("start must differ from minimum (the gradient there is zero)")
+    beta1, beta2 = betas
+    gd_lr = lr * math.sqrt(x0.shape[0]) / float(g0.norm())
+    paths, gd_paths = [], []
+    for s in ss:
+
+        def objective(y: Tensor, s: float = s) -> Tensor:
+            d = y - x0
+            return g0 @ d + 0.5 * s * d @ h @ d
+
+        x, y = x0.clone(), x0.clone()
+        state = {"step": 0.0, "exp_avg": torch.zeros_like(x0), "exp_avg_sq": torch.zeros_like(x0),
+                 "lr": lr, "betas": betas, "eps": eps}
+        path, gd_path = [], []
+        for _ in range(k_max):
+            step = rule(x, objective, state)
+            g = _gradient(objective, x)
+            state = {**state, "step": state["step"] + 1,
+                     "exp_avg": beta1 * state["exp_avg"] + (1 - beta1) * g,
+                     "exp_avg_sq": beta2 * state["exp_avg_sq"] + (1 - beta2) * g * g}
+            x = x + step
+            y = y - gd_lr * _gradient(objective, y)
+            path.append(x - x0)
+            gd_path.append(y - x0)
+        paths.append(torch.stack(path))
+        gd_paths.append(torch.stack(gd_path))
+    disp, gd_disp = torch.stack(paths), torch.stack(gd_paths)
+    response = np.array([_response(disp[:, k]) for k in range(k_max)])
+    gd_response = np.array([_response(gd_disp[:, k]) for k in range(k_max)])
+    newton = torch.stack([-torch.linalg.solve(s * h, g0) for s in ss])
+    return RewarmedResponse(
+        np.array(ss),
+        np.arange(1, k_max + 1),
+        disp.numpy().copy(),
+        response,
+        gd_response,
+        _response(newton),
+        float((response - gd_response).max()),
     )
