@@ -7,7 +7,6 @@ broken implementation or an altered input, and asserts that the outcome changes.
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 
 import torch
 
@@ -127,16 +126,8 @@ def test_counterfactual_local_validity():
     assert doubled.outcome == "does not hold as stated"
 
 
-def _fast_timing(seconds_hessian, seconds_score_outer):
-    """A stand-in for measure_fisher_cost that reports the given times (no timing)."""
-    return lambda *args, **kwargs: SimpleNamespace(
-        seconds_hessian=seconds_hessian, seconds_score_outer=seconds_score_outer
-    )
-
-
 def test_counterfactual_outer_product_cheaper():
     assert claims.run("outer_product_cheaper").outcome == "holds approximately"
-    timing = _fast_timing(1.0, 0.1)  # about what the book measures, without timing again
 
     def scores_free(*args, **kwargs):  # as if F̂ came at no cost beyond the policy gradient
         counts = lagrangian.count_fisher_flops(*args, **kwargs)
@@ -146,15 +137,12 @@ def test_counterfactual_outer_product_cheaper():
         counts = lagrangian.count_fisher_flops(*args, **kwargs)
         return dataclasses.replace(counts, score_outer=counts.hessian)
 
-    assert claims.run("outer_product_cheaper", fisher_cost=timing).outcome == "holds approximately"
-    assert (
-        claims.run("outer_product_cheaper", fisher_cost=timing, fisher_flops=scores_free).outcome == "holds"
-    )
-    assert (
-        claims.run("outer_product_cheaper", fisher_cost=timing, fisher_flops=equal_cost).outcome
-        == "does not hold as stated"
-    )
-    # equal times, with the true counts: not cheaper
-    assert claims.run("outer_product_cheaper", fisher_cost=_fast_timing(1.0, 1.0)).outcome == (
+    def slightly_cheaper(*args, **kwargs):  # 1.5× fewer operations: not the factor 2 asked for
+        counts = lagrangian.count_fisher_flops(*args, **kwargs)
+        return dataclasses.replace(counts, score_outer=int(counts.hessian / 1.5))
+
+    assert claims.run("outer_product_cheaper", fisher_flops=scores_free).outcome == "holds"
+    assert claims.run("outer_product_cheaper", fisher_flops=equal_cost).outcome == "does not hold as stated"
+    assert claims.run("outer_product_cheaper", fisher_flops=slightly_cheaper).outcome == (
         "does not hold as stated"
     )

@@ -115,3 +115,43 @@ def test_count_fisher_flops_by_hand():
     assert counts.sampled == counts.scores + 2 * n_states * n * n  # plus ΨᵀΨ
     assert counts.values_scores == n_states * n and counts.values_batch_gradient == n
     assert counts.hessian > counts.score_outer > counts.sampled
+
+
+def test_numeric_penalty_maximizer_and_multiplier_match_the_closed_form():
+    g = torch.tensor([0.3, -0.2, 0.5])
+    a = torch.tensor([[2.0, 0.3, 0.0], [0.3, 1.0, 0.2], [0.0, 0.2, 0.5]])
+    step = lagrangian.numeric_penalty_maximizer(g, a, 2.0)
+    np.testing.assert_allclose(step.numpy(), torch.linalg.solve(a, g).numpy() / 2.0, atol=1e-10)
+    quad = float(g @ torch.linalg.solve(a, g))
+    lam = lagrangian.numeric_multiplier(g, a, 0.03)
+    assert math.isclose(lam, math.sqrt(quad / (2 * 0.03)), rel_tol=1e-9)
+    # the dual at the optimum: J + gᵀF⁻¹g/(2λ) + λε, by hand
+    assert math.isclose(
+        lagrangian.numeric_dual(g, a, lam, 0.03, 1.0), 1.0 + quad / (2 * lam) + lam * 0.03, rel_tol=1e-12
+    )
+
+
+def test_sampled_fisher_mse_gaussian_by_hand_and_categorical_by_monte_carlo():
+    # (μ, log σ), σ = 1/2: ψ = (z/σ, z² − 1), F = diag(4, 2); E‖ψψᵀ − F‖² = 2/σ⁴ + 2·10/σ² + 56 = 168
+    policy = nb.GaussianPolicy("log_sigma")
+    assert math.isclose(lagrangian.sampled_fisher_mse(policy, policy.params(1.0, 0.5)), 168 / 20, rel_tol=1e-12)
+    cat = nb.CategoricalPolicy(3)
+    logits = torch.tensor([0.2, -0.5, 1.0])
+    gen = torch.Generator().manual_seed(0)
+    actions, _ = lagrangian.sample_state_actions(cat, logits, None, 200_000, gen)
+    scores = nb.score_vectors(cat, logits, actions)
+    f = nb.fisher_kl_hessian(cat, logits)
+    mc = float(((scores[:, :, None] * scores[:, None, :] - f) ** 2).sum(dim=(1, 2)).mean() / (f**2).sum())
+    assert math.isclose(lagrangian.sampled_fisher_mse(cat, logits), mc, rel_tol=0.02)
+
+
+def test_fvp_cost_counts_scale_with_the_batch_and_product_is_right():
+    net = nb.MLPCategoricalPolicy(obs_dim=4, n_actions=2, hidden=(8,))
+    theta = net.initial_params(seed=0)
+    obs = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    one = lagrangian.fvp_cost(net, theta, obs, torch.Generator().manual_seed(0), repeats=1)
+    two = lagrangian.fvp_cost(net, theta, torch.cat([obs, obs]), torch.Generator().manual_seed(0), repeats=1)
+    assert one.n_params == net.n_params and one.n_states == 16
+    # matrix products are linear in the batch: twice the states, twice the operations
+    assert two.flops_product == 2 * one.flops_product and two.flops_setup == 2 * one.flops_setup
+    assert one.flops_product > 0 and one.seconds_product > 0 and one.bytes_graph > 0

@@ -3,8 +3,11 @@ r"""The experiments of chapter 4 (the note's §4), as functions that return thei
 Chapter 4 checks each move of the note's derivation of the natural step, and the claims of
 :mod:`npgbook.claims.ch04_lagrangian_taylor` decide their verdicts from the same calls:
 
-* :func:`compare_penalty_and_constraint` -- the penalty maximizer :math:`F^{-1}g/\lambda` at the
-  root-found multiplier against its closed form and against SLSQP's constrained maximizer;
+* :func:`numeric_penalty_maximizer`, :func:`numeric_multiplier`, :func:`numeric_dual` -- the
+  relaxed problem solved by a generic optimizer (BFGS) and root finding, without its closed form
+  (chapter 5 derives that);
+* :func:`compare_penalty_and_constraint` -- the penalty maximizer at the root-found multiplier
+  against SLSQP's constrained maximizer (and the multiplier against its closed form);
 * :func:`natural_ray_accuracy` -- the linear model of :math:`J` and the quadratic model of the KL
   along the natural direction, as the budget grows;
 * :func:`score_outer_gap` -- the expected score outer product against the KL Hessian;
@@ -12,9 +15,11 @@ Chapter 4 checks each move of the note's derivation of the natural step, and the
   exact :math:`F` over seeds and sample sizes, with the standard error of the fitted slope;
 * :func:`curvature_map` -- the eigenvalues of :math:`\nabla^2 J` and the smallest eigenvalue of
   the autograd Fisher matrix over a grid of Gaussian policies;
+* :func:`sampled_fisher_mse` -- the exact constant :math:`c` of the sampled Fisher matrix's mean
+  squared error :math:`c/N`;
 * :func:`count_fisher_flops` -- the matrix-product operations of the routes to :math:`F`, which
-  (unlike their timings, :func:`npgbook.experiments.cost.measure_fisher_cost`) are the same on
-  every machine.
+  (unlike their timings) are the same on every machine;
+* :func:`fvp_cost` -- building a Fisher-vector product and one product: counted and timed.
 """
 
 from __future__ import annotations
@@ -35,10 +40,8 @@ from .taylor import (
     fit_loglog_slope,
     kl_along_ray,
     kl_model,
-    lambda_for_epsilon,
     objective_along_ray,
     objective_derivatives,
-    penalty_maximizer,
 )
 from .trust_region import maximize_in_region
 
@@ -100,8 +103,8 @@ def compare_penalty_and_constraint(
     fisher: Tensor,
     budgets: Sequence[float],
     *,
-    multiplier: Callable[[Tensor, Tensor, float], float] = lambda_for_epsilon,
-    maximizer: Callable[[Tensor, Tensor, float], Tensor] = penalty_maximizer,
+    multiplier: Callable[[Tensor, Tensor, float], float] | None = None,
+    maximizer: Callable[[Tensor, Tensor, float], Tensor] | None = None,
 ) -> PenaltyConstraintComparison:
     r"""For each budget: the multiplier, its closed form, the penalty step and the constrained step.
 
@@ -113,11 +116,19 @@ def compare_penalty_and_constraint(
         grad: :math:`g`.
         fisher: :math:`F`, dense and positive definite.
         budgets: the budgets :math:`\epsilon > 0`.
-        multiplier: ``(g, F, eps) -> lambda`` (default: root finding,
-            :func:`~npgbook.experiments.taylor.lambda_for_epsilon`).
-        maximizer: ``(g, F, lambda) -> step`` (default
-            :func:`~npgbook.experiments.taylor.penalty_maximizer`, :math:`F^{-1}g/\lambda`).
+        multiplier: ``(g, F, eps) -> lambda`` (default: root finding on the numerical
+            maximizer, :func:`numeric_multiplier`).
+        maximizer: ``(g, F, lambda) -> step`` (default :func:`numeric_penalty_maximizer`, BFGS;
+            :func:`~npgbook.experiments.taylor.penalty_maximizer` is the closed form
+            :math:`F^{-1}g/\lambda`).
     """
+    if maximizer is None:
+        maximizer = numeric_penalty_maximizer
+    if multiplier is None:
+
+        def multiplier(g: Tensor, f: Tensor, eps: float) -> float:
+            return numeric_multiplier(g, f, eps, maximizer=maximizer)
+
     quad = float(grad @ natural_gradient(grad, fisher)[0])
     lambdas, closed, penalty, constrained = [], [], [], []
     for eps in budgets:
@@ -539,3 +550,228 @@ def count_fisher_flops(policy: Policy, theta: Tensor, obs: Tensor, generator: to
         scores_t.numel(),
         grad_t.numel(),
     )
+
+
+# ----------------------------------------------------------------------------------------
+# The relaxed problem solved by a generic optimizer (chapter 5 solves it by hand)
+
+
+def numeric_penalty_maximizer(grad: Tensor, fisher: Tensor, lam: float) -> Tensor:
+    r"""Maximize :math:`L_\lambda(\Delta\theta) = g^\top\Delta\theta - \lambda\,\tfrac12\Delta\theta^\top F\Delta\theta` numerically.
+
+    A black-box solution: scipy's BFGS (gradient tolerance :math:`10^{-13}`) on
+    :func:`~npgbook.experiments.taylor.penalty_objective`, with the gradient from autograd, starting
+    at the zero step. It uses no formula for the maximizer, so chapter 4 can look at the relaxed
+    problem's solutions before chapter 5 derives them (they agree with
+    :func:`~npgbook.experiments.taylor.penalty_maximizer`, the closed form :math:`F^{-1}g/\lambda`).
+
+    Args:
+        grad: :math:`g`, shape ``(n,)``.
+        fisher: :math:`F`, dense, shape ``(n, n)``, positive definite.
+        lam: the multiplier :math:`\lambda > 0`.
+    """
+    from scipy.optimize import minimize
+
+    from .._checks import require_positive
+    from .taylor import penalty_objective
+
+    lam = require_positive("lam", lam)
+    grad = torch.as_tensor(grad, dtype=torch.float64)
+    fisher = torch.as_tensor(fisher, dtype=torch.float64)
+
+    def negative(x: np.ndarray) -> tuple[float, np.ndarray]:
+        step = torch.from_numpy(x).requires_grad_(True)
+        value = -penalty_objective(grad, fisher, step, lam, 1.0)
+        (dvalue,) = torch.autograd.grad(value, step)
+        return float(value.detach()), dvalue.numpy()
+
+    result = minimize(negative, np.zeros(grad.shape[0]), jac=True, method="BFGS", options={"gtol": 1e-13})
+    return torch.from_numpy(result.x)
+
+
+def numeric_dual(
+    grad: Tensor,
+    fisher: Tensor,
+    lam: float,
+    epsilon: float,
+    j_old: float = 0.0,
+    *,
+    maximizer: Callable[[Tensor, Tensor, float], Tensor] = numeric_penalty_maximizer,
+) -> float:
+    r"""The dual function :math:`d(\lambda) = \max_{\Delta\theta} L_\lambda(\Delta\theta)`, maximized numerically.
+
+    :math:`L_\lambda(\Delta\theta) = J(\theta) + g^\top\Delta\theta - \lambda(\tfrac12\Delta\theta^\top F\Delta\theta - \epsilon)`
+    evaluated at ``maximizer(g, F, lam)`` (default :func:`numeric_penalty_maximizer`).
+    """
+    from .taylor import penalty_objective
+
+    step = maximizer(grad, fisher, lam)
+    return float(penalty_objective(grad, fisher, step, lam, epsilon, j_old))
+
+
+def numeric_multiplier(
+    grad: Tensor,
+    fisher: Tensor,
+    epsilon: float,
+    *,
+    maximizer: Callable[[Tensor, Tensor, float], Tensor] = numeric_penalty_maximizer,
+) -> float:
+    r"""The multiplier :math:`\lambda^*` whose penalty maximizer spends exactly the budget :math:`\epsilon`.
+
+    Root finding (:func:`scipy.optimize.brentq` in :math:`\log\lambda`, tolerance :math:`10^{-14}`)
+    on :math:`\tfrac12\Delta\theta(\lambda)^\top F\Delta\theta(\lambda) - \epsilon`, with
+    :math:`\Delta\theta(\lambda)` from ``maximizer`` (default: the numerical one), after bracketing
+    by factors of 10. Needs no formula for :math:`\Delta\theta(\lambda)`; it assumes only that the
+    KL of the maximizer falls as the price :math:`\lambda` rises.
+
+    Raises:
+        ValueError: if ``epsilon`` is not positive or no bracket is found.
+    """
+    from scipy.optimize import brentq
+
+    from .._checks import require_positive
+
+    epsilon = require_positive("epsilon", epsilon)
+
+    def excess(log_lam: float) -> float:
+        return float(kl_model(fisher, maximizer(grad, fisher, math.exp(log_lam)))) - epsilon
+
+    lo, hi = -1.0, 1.0
+    for _ in range(60):
+        if excess(lo) > 0:
+            break
+        lo -= math.log(10.0)
+    for _ in range(60):
+        if excess(hi) < 0:
+            break
+        hi += math.log(10.0)
+    if not (excess(lo) > 0 > excess(hi)):
+        raise ValueError("epsilon: no multiplier spends this budget (is grad zero?)")
+    return math.exp(brentq(excess, lo, hi, xtol=1e-14, rtol=1e-14))
+
+
+# ----------------------------------------------------------------------------------------
+# The exact mean squared error of the sampled Fisher matrix
+
+
+def sampled_fisher_mse(policy: Policy, theta: Tensor, obs: Tensor | None = None, *, nodes: int = 20) -> float:
+    r"""The constant :math:`c` in :math:`\mathbb E\|\hat F_N - F\|_F^2 / \|F\|_F^2 = c/N`, computed exactly.
+
+    For :math:`\hat F_N = \frac1N\sum_i\psi_i\psi_i^\top` with independent samples,
+    :math:`\mathbb E\|\hat F_N - F\|_F^2 = \frac1N\,\mathbb E\|\psi\psi^\top - F\|_F^2`, an expectation
+    over one state-action pair. For a discrete policy it is a finite sum over the actions (and over
+    the states of ``obs``, each weighted :math:`1/|\text{obs}|`, as
+    :func:`sample_state_actions` draws them); for a Gaussian policy it is Gauss–Hermite quadrature
+    with ``nodes`` nodes, exact for the polynomial of degree 8 in :math:`z = (a-\mu)/\sigma` that
+    the integrand is. The root :math:`\sqrt{c/N}` is the RMS relative error that
+    :func:`sampled_fisher_convergence` estimates from seeds.
+
+    Args:
+        policy, theta, obs: the policy, its parameters, the states (``None`` if stateless).
+        nodes: quadrature nodes for a Gaussian policy (at least 5).
+    """
+    from .._checks import require_int
+    from ..fisher import score_vectors
+
+    nodes = require_int("nodes", nodes, minimum=5)
+    theta = policy.check_theta(theta).detach()
+    exact_f = fisher_kl_hessian(policy, theta, obs)
+    if policy.discrete:
+        probs = policy.distribution(theta, obs).probs  # (K,) or (S, K)
+        k = int(probs.shape[-1])
+        if obs is None:
+            actions, states, weights = torch.arange(k), None, probs
+        else:
+            s = obs.shape[0]
+            actions = torch.arange(k).repeat(s)
+            states = obs.repeat_interleave(k, dim=0)
+            weights = probs.reshape(-1) / s
+    elif isinstance(policy, GaussianPolicy) and obs is None:
+        z, w = np.polynomial.hermite_e.hermegauss(nodes)
+        mu, sigma = policy.mean_std(theta)
+        actions = mu + sigma * torch.from_numpy(z)
+        states, weights = None, torch.from_numpy(w / w.sum())
+    else:
+        raise ValueError("policy must be discrete or a stateless GaussianPolicy")
+    scores = score_vectors(policy, theta, actions, states)
+    outer = scores[:, :, None] * scores[:, None, :] - exact_f
+    return float((weights * (outer**2).sum(dim=(1, 2))).sum() / (exact_f**2).sum())
+
+
+# ----------------------------------------------------------------------------------------
+# The Fisher-vector product: what building the operator and one product cost
+
+
+@dataclass(frozen=True)
+class FVPCost:
+    r"""Cost of the Fisher-vector product (:func:`npgbook.fisher_vector_product`) for one network.
+
+    Attributes:
+        n_params: :math:`n`.
+        n_states: :math:`N`.
+        flops_setup, flops_product: matrix-product operations (counted, as in
+            :class:`FisherFlops`) of building the operator (forward pass and first backward pass)
+            and of one product (the second backward pass).
+        flops_gradient: those of one ordinary policy gradient on the same batch.
+        seconds_setup, seconds_product, seconds_gradient: their CPU times (one thread, best of
+            several calls); machine-dependent.
+        bytes_graph: bytes of the autograd graph the operator keeps between products.
+    """
+
+    n_params: int
+    n_states: int
+    flops_setup: int
+    flops_product: int
+    flops_gradient: int
+    seconds_setup: float
+    seconds_product: float
+    seconds_gradient: float
+    bytes_graph: int
+
+
+def fvp_cost(
+    policy: Policy, theta: Tensor, obs: Tensor, generator: torch.Generator, repeats: int = 3
+) -> FVPCost:
+    r"""Count and time building :func:`npgbook.fisher_vector_product` and one product with it.
+
+    Counting uses :class:`torch.utils.flop_counter.FlopCounterMode` (shapes only, the same on
+    every machine). Timing is CPU seconds on one thread (restored afterwards), the best of at
+    least ``repeats`` calls (more for fast ones), via
+    :func:`npgbook.experiments.cost.measure_fisher_cost`'s timer; the probe vector and the
+    sampled actions of the policy gradient come from ``generator``.
+    """
+    from .._checks import require_int
+    from ..fisher import fisher_vector_product
+    from .cost import _best_time, saved_graph_bytes
+
+    repeats = require_int("repeats", repeats)
+    theta = policy.check_theta(theta).detach()
+    obs = policy.check_obs(obs)
+    if obs is None:
+        raise ValueError("obs is required: fvp_cost is for state-dependent policies")
+    actions = sample_actions(policy.distribution(theta, obs), 1, generator).reshape(-1)
+    probe = torch.randn(policy.n_params, generator=generator, dtype=theta.dtype)
+
+    def build() -> Callable[[Tensor], Tensor]:
+        return fisher_vector_product(policy, theta, obs)
+
+    def gradient() -> Tensor:
+        leaf = theta.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(policy.log_prob(leaf, actions, obs).mean(), leaf)
+        return g
+
+    fvp, flops_setup = _counted(build)  # type: ignore[arg-type]
+    _, flops_product = _counted(lambda: fvp(probe))
+    _, flops_gradient = _counted(gradient)
+    _, n_bytes = saved_graph_bytes(build)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds = (
+            _best_time(build, repeats),
+            _best_time(lambda: fvp(probe), repeats),
+            _best_time(gradient, repeats),
+        )
+    finally:
+        torch.set_num_threads(threads)
+    return FVPCost(policy.n_params, obs.shape[0], flops_setup, flops_product, flops_gradient, *seconds, n_bytes)
