@@ -77,6 +77,8 @@ def test_counterfactual_single_poor_update():
     book = claims.run("single_poor_update")
     # the poor step costs every run the short budget, but most come back within the long one
     assert book.outcome == "holds approximately"
+    # the evidence states bounds against the thresholds, not digits of the sampled runs
+    assert "±" not in book.evidence and "most of the runs after the step" in book.evidence
     # a step that is long but not poor (it lands on the slope, J = 0.11): everyone recovers
     assert claims.run("single_poor_update", poor_alpha=4.0).outcome == "does not hold as stated"
     # batches of 10 actions carry too little information in the tail: most runs stay lost

@@ -244,14 +244,18 @@ def _single_poor_update(
     outcome = decide(low[n_iter] >= 0.5, low[short] > 0)
 
     def told(k: int) -> str:
-        return (
-            f"within {k}: {result.without.recovered_by(k)} without, {result.after.recovered_by(k)} after "
-            f"(drop {result.difference(k):.2f} ± {result.stderr(k):.2f} s.e.)"
-        )
+        # bounds against the verdict's thresholds, not digits of sampled runs: these read the
+        # same on every machine unless a run lands on the threshold itself
+        bound = "d − 2 s.e. ≥ 0.5" if low[k] >= 0.5 else "d − 2 s.e. < 0.5"
+        after = result.after.fraction_by(k)
+        share = "none" if after == 0 else "all" if after == 1 else "most" if after > 0.5 else "a minority"
+        return f"within {k} updates {share} of the runs after the step reach J ≥ {target:g} ({bound})"
 
+    without = "all" if result.without.fraction_by(short) == 1 else "not all"
     return Verdict(
         outcome,
         f"bandit from N({start[0]:g}, {start[1]:g}²), one exact step with α = {poor_alpha:g} to "
-        f"J = {_fmt(result.j_landing)}, then REINFORCE α = {alpha:g}, N = {n_samples}; runs of {n_runs} "
-        f"reaching J ≥ {target:g} {told(short)}; {told(n_iter)}",
+        f"J = {_fmt(result.j_landing)}, then {n_runs} REINFORCE runs, α = {alpha:g}, N = {n_samples}, "
+        f"with and without the step; d is the drop in the share of runs reaching J ≥ {target:g}: "
+        f"without the step {without} reach it within {short} updates; {told(short)}; {told(n_iter)}",
     )
