@@ -193,7 +193,7 @@ def report(results: dict) -> None:
         f"- A 16 GB machine holds a dense float64 Fisher matrix up to n ≈ {(LAPTOP_BYTES / 8) ** 0.5:,.0f}.",
         (
             f"- Dense solve exponent measured here: {solve_exponent:.2f} over n = {FIT_FROM:,}–"
-            f"{fitted['dense']['largest_measured']:,} (Cholesky costs n³/3 multiply-adds: the note's O(N³)). "
+            f"{fitted['dense']['largest_measured']:,} (Cholesky costs n³/3 flops, i.e. n³/6 multiply-adds: the note's O(N³)). "
             + (
                 "It is below the asymptotic 3, so the extrapolated dense times are optimistic."
                 if solve_exponent < 3

@@ -4,7 +4,7 @@ Three ways to compute it for an MLP policy with :math:`n` parameters on :math:`N
 
 * ``"dense"`` -- form :math:`F` (:func:`npgbook.fisher_score_outer`, :math:`n^2` numbers, time
   :math:`\propto N n^2`) and solve :math:`(F+\lambda I)x = g` by Cholesky (:math:`n^3/3`
-  multiply-adds);
+  flops, i.e. :math:`n^3/6` multiply-adds);
 * ``"cg"`` -- never form :math:`F`: conjugate gradient with Fisher-vector products
   (:func:`npgbook.fisher_vector_product`), memory :math:`O(n + N\cdot\text{width})` and time
   :math:`\propto` iterations :math:`\times N n`;
@@ -479,8 +479,12 @@ def gauss_jordan_inverse(a: Tensor) -> Tensor:
 
     The textbook algorithm, written with torch ops so that :func:`count_flops` can count it:
     each of the :math:`n` steps divides the pivot row (:math:`2n` operations) and subtracts a
-    rank-one update from all :math:`n` rows of the :math:`n \times 2n` tableau (a product and a
-    difference, :math:`6n^2`), about :math:`6n^3` operations in all.
+    rank-one update from all :math:`n` rows of the :math:`n \times 2n` tableau, written as a
+    matrix product with inner dimension 1 (which :func:`count_flops` charges :math:`2\cdot n\cdot 2n`,
+    a multiply and an add per entry, though there is nothing to add) and a difference
+    (:math:`2n^2`): :math:`6n^2` per step, about :math:`6n^3` counted operations in all. The
+    product itself needs only :math:`2n^2` multiplies (:math:`4n^3` in all), and a Gauss-Jordan
+    inverse that skips the known zeros and ones of :math:`[A \mid I]` needs about :math:`2n^3` flops.
 
     Only the shape is checked (a finiteness check would add :math:`n^2` counted operations);
     a non-finite input gives a non-finite result.
@@ -590,8 +594,8 @@ class RemedyComparison:
     Directions are compared by :func:`~npgbook.experiments.brittleness.metric_cosine` in the
     metric :math:`F + \lambda I` (``*_cosine``). Costs are counted, not timed, so they are the
     same on every machine: ``*_flops`` by :func:`count_flops` (the dense route's Cholesky
-    factorization, which that counter cannot see, is added as :math:`n^3/3` multiply-adds,
-    i.e. :math:`2n^3/3` flops, plus :math:`2n^2` for the two triangular solves), ``*_stored``
+    factorization, which that counter cannot see, is added as :math:`n^3/3` flops,
+    i.e. :math:`n^3/6` multiply-adds, plus :math:`2n^2` flops for the two triangular solves), ``*_stored``
     in numbers kept.
 
     Attributes:
@@ -605,9 +609,9 @@ class RemedyComparison:
         cg_stored: the numbers saved in the Fisher-vector product's autograd graph
             (:func:`saved_graph_bytes`) plus CG's four vectors :math:`x, r, p, Fp`.
         kfac_stored: the factors' entries :math:`\sum_\ell (\text{in}_\ell+1)^2 + \text{out}_\ell^2`.
-        dense_inverse, kfac_inverse: the work of inverting, :math:`n^3/3` for a Cholesky
+        dense_inverse, kfac_inverse: the work of inverting, :math:`n^3/3` flops for a Cholesky
             factorization against :math:`\sum_\ell (\text{in}_\ell+1)^3 + \text{out}_\ell^3` for
-            K-FAC's eigendecompositions of its factors (multiply-adds, up to constant factors).
+            K-FAC's eigendecompositions of its factors (up to a constant factor of order ten).
     """
 
     n: int
@@ -659,7 +663,7 @@ def compare_remedies(
     fisher, form = count_flops(lambda: fisher_score_outer(policy, theta, obs))
     damped = fisher + damping * torch.eye(n, dtype=fisher.dtype)
     exact = torch.linalg.solve(damped, grad)
-    dense_flops = form.flops + 2 * n**3 // 3 + 2 * n**2
+    dense_flops = form.flops + n**3 // 3 + 2 * n**2
 
     def cg_route() -> Tensor:
         fvp = fisher_vector_product(policy, theta, obs, damping=damping)
