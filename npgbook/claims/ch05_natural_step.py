@@ -173,7 +173,7 @@ def _policy_change_epsilon(
     )
     return Verdict(
         decide(worst_range <= 0.1, limit <= 0.01),
-        f"realized KL / ε for {len(ratios)} policies: within "
+        f"realized KL / ε for {len(ratios)} benchmarks: within "
         f"{'1%' if limit <= 0.01 else 'more than 1%'} of 1 at ε = {_fmt(float(grid[small]), 1)} "
         f"for all; over the budgets {_fmt(lo, 1)} to {_fmt(hi, 1)} that chapter 5 runs with "
         f"{'within' if worst_range <= 0.1 else 'not within'} 10%, ranging over {ranges}; "
@@ -213,16 +213,16 @@ def _parameterization_invariance(
     nat = [dist.natural[e] for e in sorted(nat_eps, reverse=True)]
     shrinks = all(b < a for a, b in itertools.pairwise(nat)) and nat[-1] < 0.25 * min(dist.vanilla.values())
     exact = rel.exact <= 1e-10
-    names = {"fisher": "F′ = JᵀFJ", "direction": "JF′⁻¹g′ = F⁻¹g", "step": "JΔθ′ = Δθ"}
+    names = {"fisher": "F′ = MᵀFM", "direction": "MF′⁻¹g′ = F⁻¹g", "step": "MΔθ′ = Δθ"}
     worst = max(names, key=lambda k: getattr(rel, k))
     relations = (
-        "F′ = JᵀFJ, g′ = Jᵀg, JF′⁻¹g′ = F⁻¹g, JΔθ′ = Δθ and equal KL models hold to 1e-10"
+        "F′ = MᵀFM, g′ = Mᵀg, MF′⁻¹g′ = F⁻¹g, MΔθ′ = Δθ and equal KL models hold to 1e-10"
         if exact
         else f"the exact relations fail ({names[worst]} off by {_fmt(getattr(rel, worst))})"
     )
     return Verdict(
         decide(exact and first_order and shrinks, first_order and shrinks),
-        f"θ = (μ, σ) against θ′ = (μ, log σ), J = ∂θ/∂θ′, at {len(points)} points of the bandit: "
+        f"θ = (μ, σ) against θ′ = (μ, log σ), M = ∂θ/∂θ′, at {len(points)} points of the bandit: "
         f"{relations}; the log σ step mapped exactly misses the σ step by "
         f"{_fmt(rel.remainder[big])} (ε = {_fmt(big, 1)}) and {_fmt(rel.remainder[tiny])} "
         f"(ε = {_fmt(tiny, 1)}) of its length; distance between the two paths: natural "
