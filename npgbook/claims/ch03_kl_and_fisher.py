@@ -193,7 +193,8 @@ def _identity_fisher(
     return Verdict(
         grade(max(metric_gap, direction_gap), 1e-10),
         "in (μ, √2 log σ) at σ = 1 and in whitened coordinates at N(0, 0.3²): |F' − I| "
-        f"(F' the autograd KL Hessian in θ') {_bound(metric_gap, 1e-10)}, |J⁻¹F⁻¹g − ∇θ'J| "
+        f"(F' the autograd KL Hessian in θ') {_bound(metric_gap, 1e-10)}, "
+        f"|J_φ⁻¹F⁻¹g − ∇θ'(expected reward)| "
         f"{_bound(direction_gap, 1e-10)}",
     )
 
