@@ -191,7 +191,7 @@ def test_huge_step_that_overflows_is_skipped():
 
 
 BAD = [
-    ("algo", "ppo"),
+    ("algo", "sac"),
     ("env_id", ""),
     ("seed", -1),
     ("seed", 1.5),
