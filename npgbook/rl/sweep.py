@@ -161,33 +161,37 @@ def run_sweep(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = sweep.runs()
-    todo = pending_runs(sweep, out)
+    pending = pending_runs(sweep, out)
     bar = tqdm(
-        total=len(runs), initial=len(runs) - len(todo), unit="run", disable=not progress, dynamic_ncols=True
+        total=len(runs),
+        initial=len(runs) - len(pending),
+        unit="run",
+        disable=not progress,
+        dynamic_ncols=True,
     )
     try:
         if address is None:
-            _run_local(todo, out, workers, bar)
+            _run_local(pending, out, workers, bar)
         else:
-            _run_ray(todo, out, address, bar)
+            _run_ray(pending, out, address, bar)
     finally:
         bar.close()
     return [out / f"{r.key}.json" for r in runs]
 
 
-def _run_local(todo: list[Run], out: Path, workers: int | None, bar: tqdm) -> None:
-    if not todo:
+def _run_local(pending: list[Run], out: Path, workers: int | None, bar: tqdm) -> None:
+    if not pending:
         return
     workers = require_int("workers", workers if workers is not None else (os.cpu_count() or 1))
     if workers == 1:
-        for run in todo:
+        for run in pending:
             key, result = _run_and_label(run)
             _write(out / f"{key}.json", result)
             bar.update()
         return
     context = multiprocessing.get_context("spawn")  # no forked torch or gymnasium state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(_run_and_label, run) for run in todo}
+        futures = {pool.submit(_run_and_label, run) for run in pending}
         while futures:
             done, futures = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
@@ -196,7 +200,7 @@ def _run_local(todo: list[Run], out: Path, workers: int | None, bar: tqdm) -> No
                 bar.update()
 
 
-def _run_ray(todo: list[Run], out: Path, address: str, bar: tqdm) -> None:
+def _run_ray(pending: list[Run], out: Path, address: str, bar: tqdm) -> None:
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -209,9 +213,9 @@ def _run_ray(todo: list[Run], out: Path, address: str, bar: tqdm) -> None:
             ray.init(address=address, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(_run_and_label)
-        pending = [remote.remote(run) for run in todo]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+        in_flight = [remote.remote(run) for run in pending]
+        while in_flight:
+            done, in_flight = ray.wait(in_flight, num_returns=1)
             for ref in done:
                 key, result = ray.get(ref)
                 _write(out / f"{key}.json", result)
