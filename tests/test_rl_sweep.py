@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
+import time
 
 import pytest
 
@@ -69,6 +73,37 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     solo = run_one(runs[-1].config)
     mine = next(r for r in results if r["key"] == runs[-1].key)
     assert mine["episode_returns"] == solo["episode_returns"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_killing_a_sweep_ends_its_workers(tmp_path):
+    """A sweep killed with SIGKILL (no chance to clean up) leaves no worker training on."""
+    psutil = pytest.importorskip("psutil")
+    script = textwrap.dedent(
+        f"""
+        from npgbook.rl import TrainConfig
+        from npgbook.rl.sweep import Sweep, run_sweep
+        sweep = Sweep(methods={{"npg": {{}}}}, tasks={{"c": {{}}}}, seeds=(0, 1),
+                      base=TrainConfig(total_steps=10**8))  # hours: only a kill ends it
+        run_sweep(sweep, {str(tmp_path)!r}, workers=2, progress=False)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    busy: list = []
+    while len(busy) < 2 and time.monotonic() < deadline:  # until both are training (past imports)
+        time.sleep(0.5)
+        busy = [c for c in parent.children(recursive=True) if c.cpu_times().user > 8]
+    assert len(busy) >= 2, "the workers did not start"
+    children = parent.children(recursive=True)
+    proc.kill()
+    proc.wait()
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    for p in alive:
+        p.kill()
+    assert not alive, f"{len(alive)} worker(s) outlived the killed sweep"
+    assert not list(tmp_path.glob("*.json"))  # and nothing was half-written as a result
 
 
 def test_ray_runs_the_same_results(tmp_path):

@@ -12,11 +12,14 @@ so a killed sweep loses at most the runs in flight and resumes where it stopped.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import json
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -179,6 +182,20 @@ def run_sweep(
     return [out / f"{r.key}.json" for r in runs]
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, ask the kernel to end this worker when the sweep's process dies.
+
+    Without it a killed sweep (``kill``, a closed terminal) leaves its workers training runs whose
+    results nobody collects; with it, the restarted sweep is the only one using the CPUs.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - an unusual libc
+            pass
+
+
 def _run_local(pending: list[Run], out: Path, workers: int | None, bar: tqdm) -> None:
     if not pending:
         return
@@ -190,7 +207,7 @@ def _run_local(pending: list[Run], out: Path, workers: int | None, bar: tqdm) ->
             bar.update()
         return
     context = multiprocessing.get_context("spawn")  # no forked torch or gymnasium state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent) as pool:
         futures = {pool.submit(_run_and_label, run) for run in pending}
         while futures:
             done, futures = wait(futures, return_when=FIRST_COMPLETED)
