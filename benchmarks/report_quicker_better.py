@@ -59,7 +59,7 @@ def render(stored: dict[str, Any], here: Path) -> str:
     figdir = here / "results" / "quicker_better"
     figdir.mkdir(parents=True, exist_ok=True)
     figures = _figures(ev, agg, methods, tasks, figdir)
-    total_runs = len(ev) + len(tuning)
+    total_runs = len(ev) + len(tuning) + len(stored.get("beyond_grid", []))
     sweep_seconds = sum(e["seconds"] for e in meta["sweep_log"])
     phases = ", ".join(f"{e['phase']} {e['runs']} runs {e['seconds'] / 60:.1f} min" for e in meta["sweep_log"])
     task_text = ", ".join(
