@@ -34,6 +34,7 @@ from . import (  # noqa: F401  (registration order: the chapters' order)
     ch05_natural_step,
     ch05b_algorithm1_cartpole,
     ch06_natural_gradient_problems,
+    ch07_quicker_better,
 )
 from ._registry import (
     OUTCOMES,
