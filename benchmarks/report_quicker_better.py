@@ -25,14 +25,7 @@ LABEL = {
     "adam-vpg": "Adam PG",
     "ppo": "PPO",
 }
-COLOR = {
-    "vpg": "tab:gray",
-    "kl-vpg": "tab:olive",
-    "npg": "tab:blue",
-    "trpo": "tab:purple",
-    "adam-vpg": "tab:orange",
-    "ppo": "tab:green",
-}
+COLOR = qb.COLORS
 METRIC_NAME = {"final": "final score", "auc": "area under the curve", "quick": "quickness 1 - s/S"}
 
 

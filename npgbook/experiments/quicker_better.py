@@ -78,6 +78,16 @@ METHODS: dict[str, dict[str, Any]] = {
 }
 """The six update rules; everything else is :class:`~npgbook.rl.TrainConfig`'s default."""
 
+COLORS = {
+    "vpg": "tab:gray",
+    "kl-vpg": "tab:olive",
+    "npg": "tab:blue",
+    "trpo": "tab:purple",
+    "adam-vpg": "tab:orange",
+    "ppo": "tab:green",
+}
+"""One colour per method, the same in the report's figures and the chapter's."""
+
 STEP_SIZE = {
     "vpg": "learning_rate",
     "kl-vpg": "delta",
