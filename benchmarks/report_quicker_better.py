@@ -54,7 +54,10 @@ def render(stored: dict[str, Any], here: Path) -> str:
     figures = _figures(ev, agg, methods, tasks, figdir)
     total_runs = len(ev) + len(tuning) + len(stored.get("beyond_grid", []))
     sweep_seconds = sum(e["seconds"] for e in meta["sweep_log"])
-    phases = ", ".join(f"{e['phase']} {e['runs']} runs {e['seconds'] / 60:.1f} min" for e in meta["sweep_log"])
+    phases = ", ".join(
+        f"{e['phase']} {e['runs']} runs {e['seconds'] / 60:.1f} min" + (f" ({e['note']})" if "note" in e else "")
+        for e in meta["sweep_log"]
+    )
     task_text = ", ".join(
         f"{k} ({t['total_steps']:,} steps, solved at {t['threshold']:g})" for k, t in meta["tasks"].items()
     )
