@@ -95,6 +95,17 @@ def main() -> None:
         evaluation = run_phase(
             "evaluation", [qb.evaluation_sweep(t, chosen[t]) for t in qb.TASKS], args.workers, args.address
         )
+        # the follow-up: Adam PG with one step per batch, tuned and evaluated the same way
+        follow = qb.ONE_STEP_ADAM
+        follow_tuning = run_phase("one_step_adam_tuning", [Sweep(
+            methods=follow, tasks={t: qb.task_changes(task) for t, task in qb.TASKS.items()},
+            seeds=qb.TUNING_SEEDS, grid={m: {qb.STEP_SIZE[m]: qb.GRIDS[m]} for m in follow},
+        )], args.workers, args.address)
+        follow_chosen = qb.choose(follow_tuning, tuple(follow))
+        follow_eval = run_phase("one_step_adam_evaluation", [Sweep(
+            methods={m: {**c, qb.STEP_SIZE[m]: follow_chosen[t][m]} for m, c in follow.items()},
+            tasks={t: qb.task_changes(qb.TASKS[t])}, seeds=qb.EVAL_SEEDS,
+        ) for t in qb.TASKS], args.workers, args.address)
         import rliable
         import torch
 
@@ -114,7 +125,8 @@ def main() -> None:
         }
         STORED.write_text(
             json.dumps(
-                {"meta": meta, "chosen": chosen, "tuning": tuning, "beyond_grid": edge, "evaluation": evaluation},
+                {"meta": meta, "chosen": chosen, "tuning": tuning, "beyond_grid": edge, "evaluation": evaluation,
+                 "one_step_adam": {"chosen": follow_chosen, "tuning": follow_tuning, "evaluation": follow_eval}},
                 indent=0,
             )
         )
@@ -123,7 +135,7 @@ def main() -> None:
 
 def restore(results: Path) -> None:
     """Unpack the committed archives into run files, so that a fresh clone's rerun skips those runs."""
-    for phase in ("tuning", "beyond_grid", "evaluation"):
+    for phase in ("tuning", "beyond_grid", "evaluation", "one_step_adam_tuning", "one_step_adam_evaluation"):
         archived = results / f"{phase}_runs.jsonl.gz"
         if not archived.exists():
             continue

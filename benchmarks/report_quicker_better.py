@@ -53,7 +53,10 @@ def render(stored: dict[str, Any], here: Path) -> str:
     figdir.mkdir(parents=True, exist_ok=True)
     figures = _figures(ev, agg, methods, tasks, figdir)
     total_runs = len(ev) + len(tuning) + len(stored.get("beyond_grid", []))
-    sweep_seconds = sum(e["seconds"] for e in meta["sweep_log"])
+    main_phases = ("tuning", "beyond_grid", "evaluation")
+    sweep_seconds = sum(e["seconds"] for e in meta["sweep_log"]
+                        if e["phase"] in main_phases and "superseded" not in e.get("note", ""))
+    follow_runs = sum(len(stored.get("one_step_adam", {}).get(k, [])) for k in ("tuning", "evaluation"))
     phases = ", ".join(
         f"{e['phase']} {e['runs']} runs {e['seconds'] / 60:.1f} min" + (f" ({e['note']})" if "note" in e else "")
         for e in meta["sweep_log"]
@@ -66,8 +69,8 @@ def render(stored: dict[str, Any], here: Path) -> str:
         "",
         f"Made by `{meta['command']}` at commit {meta['commit']} on {meta['date']} "
         f"({meta['machine']}, torch {meta['torch']}, rliable {meta['rliable']}): "
-        f"{total_runs} runs in {sweep_seconds / 60:.0f} min of wall time "
-        f"({phases}). "
+        f"{total_runs} runs in {sweep_seconds / 60:.0f} min of wall time, and a follow-up of {follow_runs} runs "
+        f"(all passes: {phases}). "
         "Raw per-run results: `results/quicker_better/{tuning,evaluation}_runs.jsonl.gz` (one JSON "
         "object per run: config, every episode's return and end step/second, every update's realized KL); "
         "per-run summaries: `npgbook/experiments/data/quicker_better.json`.",
@@ -175,6 +178,33 @@ def render(stored: dict[str, Any], here: Path) -> str:
                                                 [m for m in methods if m != "npg"]) for k in ("final", "auc", "quick")}
         for o in (m for m in methods if m != "npg"):
             lines.append(f"| {task} | {LABEL[o]} | " + " | ".join(_ci(per[k][o]) for k in ("final", "auc", "quick")) + " |")
+    follow = stored.get("one_step_adam")
+    if follow:
+        fev = follow["evaluation"]
+        both = list(ev) + list(fev)
+        lines += ["", "## Follow-up: Adam PG with one step per batch", "",
+                  "Adam PG and PPO take 16 minibatch steps from each batch. To separate that reuse from Adam's "
+                  "per-coordinate scaling, Adam PG with **one** step per batch (1 epoch, one minibatch of the "
+                  "whole batch) was tuned over the same six rates on the same tuning seeds and run on the same "
+                  "evaluation seeds (outside the six methods and the claim). Chosen rate: "
+                  + ", ".join(f"{t} {follow['chosen'][t]['adam-vpg-1x1']:g}" for t in tasks) + ".", "",
+                  "| task | method | solved | median steps to threshold | mean final return |", "|---|---|---|---|---|"]
+        for task in tasks:
+            t = qb.TASKS[task]
+            for m in ("npg", "adam-vpg", "adam-vpg-1x1"):
+                rs = [r for r in both if r["task"] == task and r["method"] == m]
+                solved = sum(r["steps_to_threshold"] is not None for r in rs)
+                final_return = np.mean([r["final"] for r in rs]) * (t.threshold - t.low) + t.low
+                name = LABEL.get(m, "Adam PG, 1 step per batch")
+                lines.append(f"| {task} | {name} | {solved}/{len(rs)} | "
+                             f"{_median([r['steps_to_threshold'] for r in rs])} | {final_return:.1f} |")
+        lines += ["", "| P(X > Adam PG, 1 step per batch), both tasks | final | quick |", "|---|---|---|"]
+        for o in ("npg", "adam-vpg", "ppo"):
+            cells = []
+            for k in ("final", "quick"):
+                sm = qb.score_matrix(both, k, [o, "adam-vpg-1x1"], tasks)
+                cells.append(_ci(qb.probability_of_improvement(sm, ["adam-vpg-1x1"], of=o)["adam-vpg-1x1"]))
+            lines.append(f"| {LABEL[o]} | " + " | ".join(cells) + " |")
     lines += ["", "## Figures", ""] + [f"![{name}](results/quicker_better/{f})" for name, f in figures] + [""]
     return "\n".join(lines)
 

@@ -85,8 +85,13 @@ COLORS = {
     "trpo": "tab:purple",
     "adam-vpg": "tab:orange",
     "ppo": "tab:green",
+    "adam-vpg-1x1": "tab:brown",
 }
 """One colour per method, the same in the report's figures and the chapter's."""
+
+ONE_STEP_ADAM = {"adam-vpg-1x1": {"algo": "adam-vpg", "policy_epochs": 1, "policy_minibatch": 1024}}
+"""A follow-up, outside the six: Adam PG with one step per batch (1 epoch of one minibatch holding
+the whole batch), which separates PPO's and Adam PG's reuse of the batch from Adam's scaling."""
 
 STEP_SIZE = {
     "vpg": "learning_rate",
@@ -95,6 +100,7 @@ STEP_SIZE = {
     "trpo": "delta",
     "adam-vpg": "adam_lr",
     "ppo": "adam_lr",
+    "adam-vpg-1x1": "adam_lr",
 }
 """Each method's step-size parameter: the one its grid tunes."""
 
@@ -107,6 +113,7 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "trpo": _DELTAS,
     "adam-vpg": _ADAM_LRS,
     "ppo": _ADAM_LRS,
+    "adam-vpg-1x1": _ADAM_LRS,
 }
 """Six candidate step sizes per method, spaced by about 3x from below the usual value up.
 
@@ -212,7 +219,7 @@ def summarize_run(result: Mapping[str, Any], tasks: Mapping[str, Task] = TASKS) 
     }
 
 
-def choose(tuning: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+def choose(tuning: Sequence[Mapping[str, Any]], methods: Sequence[str] = tuple(METHODS)) -> dict[str, dict[str, float]]:
     """``{task: {method: step size}}``: per task and method, the grid value with the highest mean AUC.
 
     Ties go to the smaller step size. Raises ``ValueError`` if a (task, method) has no runs.
@@ -221,7 +228,7 @@ def choose(tuning: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for task in sorted({r["task"] for r in tuning}):
         out[task] = {}
-        for method in METHODS:
+        for method in methods:
             rows = [row for row in table if row["task"] == task and row["method"] == method]
             if not rows:
                 raise ValueError(f"no tuning runs for {method} on {task}")
