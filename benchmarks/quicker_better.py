@@ -97,15 +97,15 @@ def main() -> None:
         )
         # the follow-up: Adam PG with one step per batch, tuned and evaluated the same way
         follow = qb.ONE_STEP_ADAM
-        follow_tuning = run_phase("one_step_adam_tuning", [Sweep(
-            methods=follow, tasks={t: qb.task_changes(task) for t, task in qb.TASKS.items()},
-            seeds=qb.TUNING_SEEDS, grid={m: {qb.STEP_SIZE[m]: qb.GRIDS[m]} for m in follow},
-        )], args.workers, args.address)
+        follow_tuning = run_phase("one_step_adam_tuning", [qb.tuning_sweep(methods=follow)], args.workers,
+                                  args.address)
         follow_chosen = qb.choose(follow_tuning, tuple(follow))
-        follow_eval = run_phase("one_step_adam_evaluation", [Sweep(
-            methods={m: {**c, qb.STEP_SIZE[m]: follow_chosen[t][m]} for m, c in follow.items()},
-            tasks={t: qb.task_changes(qb.TASKS[t])}, seeds=qb.EVAL_SEEDS,
-        ) for t in qb.TASKS], args.workers, args.address)
+        follow_eval = run_phase(
+            "one_step_adam_evaluation",
+            [qb.evaluation_sweep(t, follow_chosen[t], methods=follow) for t in qb.TASKS],
+            args.workers,
+            args.address,
+        )
         import rliable
         import torch
 

@@ -153,3 +153,11 @@ def test_an_interval_does_not_depend_on_the_other_methods():
     assert qb.probability_of_improvement({"x": x, "y": y, "z": z}, ["z", "y"], of="x")["y"] == (
         qb.probability_of_improvement({"x": x, "y": y}, ["y"], of="x")["y"]
     )
+
+
+def test_an_interval_in_words():
+    assert qb.call((0.7, 0.51, 0.9)) == "win" and qb.call((0.3, 0.1, 0.49)) == "loss"
+    assert qb.call((0.6, 0.5, 0.7)) == "tie"  # touching 1/2 is not above it
+    follow = qb.tuning_sweep(methods=qb.ONE_STEP_ADAM).runs()
+    assert {r.method for r in follow} == {"adam-vpg-1x1"} and len(follow) == 2 * 6 * 5
+    assert {r.config.policy_epochs for r in follow} == {1}

@@ -136,13 +136,14 @@ def tuning_sweep(
     tasks: Mapping[str, Task] = TASKS,
     seeds: Sequence[int] = TUNING_SEEDS,
     base: TrainConfig | None = None,
+    methods: Mapping[str, Mapping[str, Any]] = METHODS,
 ) -> Sweep:
-    """Every method over its grid, on the tuning seeds."""
+    """Every method (default: the six) over its grid, on the tuning seeds."""
     return Sweep(
-        methods=METHODS,
+        methods=methods,
         tasks={name: task_changes(t) for name, t in tasks.items()},
         seeds=tuple(seeds),
-        grid={m: {STEP_SIZE[m]: GRIDS[m]} for m in METHODS},
+        grid={m: {STEP_SIZE[m]: GRIDS[m]} for m in methods},
         base=base or TrainConfig(),
     )
 
@@ -166,13 +167,15 @@ def evaluation_sweep(
     tasks: Mapping[str, Task] = TASKS,
     seeds: Sequence[int] = EVAL_SEEDS,
     base: TrainConfig | None = None,
+    methods: Mapping[str, Mapping[str, Any]] = METHODS,
 ) -> Sweep:
-    """Every method at its chosen step size (``chosen[method]``) on one task, on the evaluation seeds."""
-    missing = set(METHODS) - set(chosen)
+    """Every method (default: the six) at its chosen step size (``chosen[method]``) on one task,
+    on the evaluation seeds."""
+    missing = set(methods) - set(chosen)
     if missing:
         raise ValueError(f"chosen has no step size for {sorted(missing)}")
     return Sweep(
-        methods={m: {**METHODS[m], STEP_SIZE[m]: chosen[m]} for m in METHODS},
+        methods={m: {**methods[m], STEP_SIZE[m]: chosen[m]} for m in methods},
         tasks={task_name: task_changes(tasks[task_name])},
         seeds=tuple(seeds),
         base=base or TrainConfig(),
@@ -419,6 +422,13 @@ def aggregate(
     return out
 
 
+def call(interval: tuple[float, float, float]) -> str:
+    """A probability of improvement ``(P, low, high)`` in words: ``"win"`` if the interval lies above
+    1/2, ``"loss"`` if below, else ``"tie"``."""
+    _, low, high = interval
+    return "win" if low > 0.5 else "loss" if high < 0.5 else "tie"
+
+
 def verdict(
     poi: Mapping[str, Mapping[str, tuple[float, float, float]]], counterparts: Sequence[str] = FIRST_ORDER
 ) -> tuple[str, dict[str, dict[str, str]]]:
@@ -429,13 +439,8 @@ def verdict(
     the interval lies above 1/2, *loses* it if below, else it is a *tie*. The claim holds if NPG
     wins both criteria against every counterpart; holds approximately if against every
     counterpart it wins at least one and loses none; otherwise it does not hold as stated.
-    Returns the outcome and ``{other: {"better": ..., "quicker": ...}}``.
+    Returns the outcome and ``{other: {"better": ..., "quicker": ...}}`` (see :func:`call`).
     """
-
-    def call(interval: tuple[float, float, float]) -> str:
-        _, low, high = interval
-        return "win" if low > 0.5 else "loss" if high < 0.5 else "tie"
-
     table = {o: {"better": call(poi["final"][o]), "quicker": call(poi["quick"][o])} for o in counterparts}
     if all(v == "win" for row in table.values() for v in row.values()):
         return "holds", table
