@@ -56,6 +56,10 @@ def test_run_seed_records_consistent_updates():
     # sigma changes between updates: after of one = before of the next
     np.testing.assert_allclose(a["sigma_after"][:-1], a["sigma_before"][1:], rtol=1e-6)
     assert a["sigma_before"][0] == pytest.approx(math.exp(config.init_log_std), rel=1e-6)
+    # on the batch states the mean part of the KL is at most the realized KL (the spread part
+    # is >= 0), so rms(dmu) <= sigma' sqrt(2 KL); float32 KL, hence the 1e-4
+    assert np.all(a["batch_shift"] <= a["sigma_after"] * np.sqrt(2 * a["kl"]) * (1 + 1e-4))
+    assert np.all(a["batch_shift"] > 0)
     # NPG spends about delta on the batch states
     assert np.all((a["kl"] > 0.3 * config.delta) & (a["kl"] < 3 * config.delta))
     assert len(run.returns) == len(run.end_steps) > 0

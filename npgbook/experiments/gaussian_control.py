@@ -18,9 +18,9 @@ smaller the change of the mean per unit of KL ("cautious at steep slopes").
 
 * :func:`probe_states` -- a fixed grid of Pendulum states on which the mean action is read;
 * :func:`run_seed` -- train one seed with :class:`~npgbook.rl.Trainer` and record, for every
-  update, :math:`\sigma` before and after, the realized KL on the batch and the rms change of
-  the mean action on the probe states (both means read through the same, frozen, observation
-  normalization);
+  update, :math:`\sigma` before and after, the realized KL on the batch, the rms change of
+  the mean action on the batch states and on the probe states (all means read through the same,
+  frozen, observation normalization);
 * :func:`gaussian_kl_parts` -- the two parts of the KL above, in closed form;
 * :func:`log_slope` -- the least-squares slope of :math:`\log y` on :math:`\log x`.
 """
@@ -88,6 +88,8 @@ class SeedRun:
         kl: realized KL on the batch states (0 if the update was skipped).
         sigma_before, sigma_after: :math:`\\sigma` before and after the update.
         mean_shift: rms change of the mean action on the probe states.
+        batch_shift: rms change of the mean action on the update's batch states (the states the
+            KL is measured on), with the normalizer statistics the update saw.
         kl_mean, kl_spread: the two parts of the KL on the probe states.
         accepted: whether the update changed the parameters.
         returns, end_steps: every finished episode's return and the step it ended at.
@@ -101,6 +103,7 @@ class SeedRun:
     sigma_before: list[float] = field(default_factory=list)
     sigma_after: list[float] = field(default_factory=list)
     mean_shift: list[float] = field(default_factory=list)
+    batch_shift: list[float] = field(default_factory=list)
     kl_mean: list[float] = field(default_factory=list)
     kl_spread: list[float] = field(default_factory=list)
     accepted: list[bool] = field(default_factory=list)
@@ -110,7 +113,8 @@ class SeedRun:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The per-update lists as float64 arrays."""
-        names = ("env_steps", "last20", "kl", "sigma_before", "sigma_after", "mean_shift", "kl_mean", "kl_spread")
+        names = ("env_steps", "last20", "kl", "sigma_before", "sigma_after", "mean_shift", "batch_shift",
+                 "kl_mean", "kl_spread")
         return {n: np.asarray(getattr(self, n), dtype=np.float64) for n in names}
 
 
@@ -119,6 +123,10 @@ def _probe_mean(trainer: Trainer, theta: torch.Tensor, probe: np.ndarray, normal
     with torch.no_grad():
         mean, _ = trainer.policy.mean_log_std(theta, torch.as_tensor(obs, dtype=theta.dtype))
     return mean.double().numpy()
+
+
+def _rms(delta: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.sum(delta**2, axis=1)))) if delta.size else float("nan")
 
 
 def run_seed(config: TrainConfig, seed: int, probe: np.ndarray | None = None) -> SeedRun:
@@ -132,6 +140,16 @@ def run_seed(config: TrainConfig, seed: int, probe: np.ndarray | None = None) ->
         raise ValueError(f"run_seed needs a continuous-action environment, got {config.env_id!r}")
     out = SeedRun(seed=seed)
     k = trainer.policy.n_net_params
+    collect = trainer.sampler.collect
+    seen: dict[str, np.ndarray] = {}
+
+    def collect_and_keep(*args: object, **kwargs: object) -> object:
+        batch = collect(*args, **kwargs)  # type: ignore[arg-type]
+        raw = batch.raw_obs if batch.raw_obs is not None else batch.obs
+        seen["states"] = raw[:-1][batch.valid].double().numpy()
+        return batch
+
+    trainer.sampler.collect = collect_and_keep  # type: ignore[method-assign]
     try:
         while trainer.sampler.total_steps < config.total_steps:
             frozen = copy.deepcopy(trainer.normalizer)  # the statistics this update sees
@@ -140,6 +158,8 @@ def run_seed(config: TrainConfig, seed: int, probe: np.ndarray | None = None) ->
             theta_new = trainer.theta
             mu_old = _probe_mean(trainer, theta_old, probe, frozen)
             mu_new = _probe_mean(trainer, theta_new, probe, frozen)
+            states = seen["states"]
+            batch_delta = _probe_mean(trainer, theta_new, states, frozen) - _probe_mean(trainer, theta_old, states, frozen)
             ls_old = theta_old[k:].double().numpy()
             ls_new = theta_new[k:].double().numpy()
             kl_mean, kl_spread = gaussian_kl_parts(mu_old, mu_new, ls_old, ls_new)
@@ -148,7 +168,8 @@ def run_seed(config: TrainConfig, seed: int, probe: np.ndarray | None = None) ->
             out.kl.append(record.kl)
             out.sigma_before.append(float(np.exp(ls_old).mean()))
             out.sigma_after.append(float(np.exp(ls_new).mean()))
-            out.mean_shift.append(float(np.sqrt(np.mean(np.sum((mu_new - mu_old) ** 2, axis=1)))))
+            out.mean_shift.append(_rms(mu_new - mu_old))
+            out.batch_shift.append(_rms(batch_delta))
             out.kl_mean.append(kl_mean)
             out.kl_spread.append(kl_spread)
             out.accepted.append(record.accepted)
