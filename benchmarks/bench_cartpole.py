@@ -1,21 +1,29 @@
-"""Benchmark: npgbook NPG (Algorithm 1) against sb3-contrib TRPO on CartPole-v1, seeds 0-9, one thread.
+"""Benchmark: npgbook NPG (Algorithm 1) against sb3-contrib TRPO and tianshou NPG and TRPO on CartPole-v1.
 
-Both agents train, interleaved seed by seed in one process with ``torch.set_num_threads(1)``,
+All agents train in one process, interleaved seed by seed, with ``torch.set_num_threads(1)``,
 until the mean return of their last 20 training episodes reaches 475 or a budget of real
-environment steps runs out (``--full-budget`` trains for the whole budget instead). For each
-run it records
+environment steps runs out (``--full-budget`` trains for the whole budget instead). The runners
+are in ``agents.py``. For each run it records
 
-* env steps and wall seconds (from building the env and model) until the mean return of the
-  last 20 finished *training* episodes first reaches 475;
+* env steps and wall seconds (from before the env and the model are built) until the mean return
+  of the last 20 finished *training* episodes first reaches 475;
 * whether that happened within the budget (200k steps);
-* the final policy's mean return over 20 fresh evaluation episodes (most probable action,
-  the same evaluator for both).
+* the final policy's mean return over 20 fresh evaluation episodes (most probable action, the
+  same evaluator for all).
 
-sb3-contrib is a benchmark-only dependency: install it into a separate virtual environment
-(see README.md in this folder). Results go to ``benchmarks/results/`` and the report to
-``benchmarks/cartpole_report.md``; nothing else loads them.
+Agents and their hyperparameters:
 
-Run:  python benchmarks/bench_cartpole.py [--seeds 0-9] [--budget 200000]
+* npgbook NPG: ``TrainConfig`` defaults (chosen by ``tune_npg.py``);
+* sb3-contrib TRPO: the RL Zoo's tuned CartPole-v1 hyperparameters (``hyperparams/trpo.yml``);
+* tianshou NPG / TRPO: tianshou has no CartPole example for them; the settings of its Pendulum-v1
+  tests with gamma 0.99, and the step size (NPG) or KL bound (TRPO) chosen by
+  ``tune_tianshou_cartpole.py`` on seeds 100-102 (``results/tune_tianshou_cartpole.md``).
+
+Peers are benchmark-only dependencies: install them into a separate virtual environment (see
+README.md in this folder). Results go to ``benchmarks/results/`` and the report to
+``benchmarks/cartpole_report.md``.
+
+Run:  python benchmarks/bench_cartpole.py [--seeds 0-9] [--budget 200000] [--agents all]
 """
 
 from __future__ import annotations
@@ -23,21 +31,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from npgbook.rl import TrainConfig, Trainer, evaluate_actor, evaluate_policy, first_solved
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import agents as A
+
+from npgbook.rl import TrainConfig
 
 HERE = Path(__file__).resolve().parent
-THRESHOLD, WINDOW, EVAL_EPISODES = 475.0, 20, 20
+ENV_ID, THRESHOLD = "CartPole-v1", 475.0
 
-# npgbook NPG: chosen by benchmarks/tune_npg.py (see the report for what was tried)
+# npgbook NPG: chosen by benchmarks/tune_npg.py (see results/tune_npg.md)
 NPG_CONFIG = TrainConfig(algo="npg")
 
 # RL Zoo's tuned CartPole-v1 hyperparameters for sb3-contrib TRPO (hyperparams/trpo.yml)
@@ -52,181 +63,107 @@ ZOO_TRPO = {
 }
 ZOO_N_ENVS = 2
 
-
-def outcome(returns: list[float], end_steps: list[int], end_times: list[float]) -> dict:
-    """Steps and seconds when the last-20 mean first reached the threshold (None if never)."""
-    i = first_solved(returns, window=WINDOW, threshold=THRESHOLD)
-    return {
-        "solved": i is not None,
-        "steps_to_475": None if i is None else int(end_steps[i]),
-        "seconds_to_475": None if i is None else float(end_times[i]),
-        "episodes": len(returns),
-    }
-
+# tianshou: its Pendulum-v1 tests' settings with CartPole's usual gamma; the step is tuned
+_TIANSHOU = {
+    "style": "test", "lr": 1e-3, "gamma": 0.99, "collection_step_num_env_steps": 2048,
+    "update_step_num_repetitions": 2, "batch_size": 99999, "hidden_sizes": [64, 64], "num_train_envs": 16,
+    "gae_lambda": 0.95, "return_scaling": True, "advantage_normalization": True, "optim_critic_iters": 5,
+}
+TIANSHOU_BASE = {
+    "npg": {**_TIANSHOU, "trust_region_size": 0.5},
+    "trpo": {**_TIANSHOU, "max_kl": 0.005, "backtrack_coeff": 0.8, "max_backtracks": 10},
+}
+# chosen by tune_tianshou_cartpole.py (results/tune_tianshou_cartpole.md)
+TIANSHOU_CHOSEN = {"npg": {"trust_region_size": 0.25}, "trpo": {"max_kl": 0.01}}
+TIANSHOU = {a: {**TIANSHOU_BASE[a], **TIANSHOU_CHOSEN[a]} for a in TIANSHOU_BASE}
 
 STOP_WHEN_SOLVED = True  # set by --full-budget
 
 
-def run_npgbook(seed: int, budget: int) -> dict:
-    """Train npgbook NPG for ``budget`` env steps (or until solved); time from building the trainer."""
-    trainer = Trainer(NPG_CONFIG.replace(seed=seed, total_steps=budget))
-    try:
-        while trainer.sampler.total_steps < budget:
-            trainer.iteration()
-            if STOP_WHEN_SOLVED and first_solved(trainer.episodes.returns, window=WINDOW, threshold=THRESHOLD) is not None:
-                break
-    finally:
-        trainer.close()
-    log = trainer.episodes
-    total = time.perf_counter() - trainer.start
-    result = outcome(log.returns, log.end_steps, log.end_times)
-    returns = evaluate_policy(trainer.policy, trainer.theta, n_episodes=EVAL_EPISODES, seed=10_000 + seed)
-    return {**result, "total_steps": trainer.sampler.total_steps, "total_seconds": total, "eval_return": float(returns.mean())}
+def _stop() -> A.Stop | None:
+    return A.last_mean_reaches(THRESHOLD) if STOP_WHEN_SOLVED else None
 
 
-def run_sb3_trpo(seed: int, budget: int) -> dict:
-    """Train sb3-contrib TRPO with the RL Zoo hyperparameters for ``budget`` env steps (or until solved)."""
-    from sb3_contrib import TRPO
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.env_util import make_vec_env
-
-    class EpisodeRecorder(BaseCallback):
-        def __init__(self, start: float) -> None:
-            super().__init__()
-            self.start = start
-            self.returns: list[float] = []
-            self.end_steps: list[int] = []
-            self.end_times: list[float] = []
-
-        def _on_step(self) -> bool:
-            for info in self.locals["infos"]:
-                if "episode" in info:
-                    self.returns.append(float(info["episode"]["r"]))
-                    self.end_steps.append(int(self.num_timesteps))
-                    self.end_times.append(time.perf_counter() - self.start)
-                    if STOP_WHEN_SOLVED and first_solved(self.returns, window=WINDOW, threshold=THRESHOLD) is not None:
-                        return False  # stop training: solved
-            return True
-
-    start = time.perf_counter()
-    env = make_vec_env("CartPole-v1", n_envs=ZOO_N_ENVS, seed=seed)
-    model = TRPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ZOO_TRPO)
-    recorder = EpisodeRecorder(start)
-    model.learn(total_timesteps=budget, callback=recorder)
-    total = time.perf_counter() - start
-    env.close()
-    result = outcome(recorder.returns, recorder.end_steps, recorder.end_times)
-    returns = evaluate_actor(
-        lambda obs: model.predict(obs, deterministic=True)[0], n_episodes=EVAL_EPISODES, seed=10_000 + seed
-    )
-    return {**result, "total_steps": int(model.num_timesteps), "total_seconds": total, "eval_return": float(returns.mean())}
+RUNNERS: dict[str, Any] = {
+    "npgbook NPG": lambda seed, budget: A.train_npgbook(NPG_CONFIG, seed, budget, stop=_stop()),
+    "sb3-contrib TRPO": lambda seed, budget: A.train_sb3_trpo(ENV_ID, ZOO_TRPO, ZOO_N_ENVS, seed, budget, stop=_stop()),
+    "tianshou NPG": lambda seed, budget: A.train_tianshou("npg", ENV_ID, TIANSHOU["npg"], seed, budget, stop=_stop()),
+    "tianshou TRPO": lambda seed, budget: A.train_tianshou("trpo", ENV_ID, TIANSHOU["trpo"], seed, budget,
+                                                           stop=_stop()),
+}
 
 
-RUNNERS = {"npgbook NPG": run_npgbook, "sb3-contrib TRPO": run_sb3_trpo}
-
-
-def warm_up() -> None:
+def warm_up(names: list[str]) -> None:
     """Pay one-time import and first-call costs (torch.optim imports torch._dynamo) before timing."""
-    run_npgbook(0, 2000)
-    run_sb3_trpo(0, 2048)
-
-
-def versions() -> dict:
-    import gymnasium
-    import sb3_contrib
-    import stable_baselines3
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gymnasium": gymnasium.__version__,
-        "stable-baselines3": stable_baselines3.__version__,
-        "sb3-contrib": sb3_contrib.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def median_or_none(values: list[float | None]) -> float | None:
-    """Median over seeds, counting an unsolved run as +inf (None if half or more are unsolved)."""
-    finite = [v if v is not None else float("inf") for v in values]
-    m = statistics.median(finite)
-    return None if m == float("inf") else m
-
-
-def quartiles(values: list[float | None]) -> tuple[float, float]:
-    """The 25% and 75% quantiles over seeds, an unsolved run counting as +inf."""
-    v = np.array([x if x is not None else np.inf for x in values], dtype=float)
-    return float(np.quantile(v, 0.25)), float(np.quantile(v, 0.75))
+    for name in names:
+        RUNNERS[name](0, 2048)
 
 
 def report(data: dict) -> str:
     """The markdown report of a saved benchmark run."""
     runs, budget, seeds = data["runs"], data["budget"], data["seeds"]
+    reached = {n: [A.first_reached(r, THRESHOLD) for r in rs] for n, rs in runs.items()}
     lines = [
-        "# Benchmark: npgbook NPG vs sb3-contrib TRPO on CartPole-v1",
-        "",
-        f"Run on {data['date']} with `{data['command']}`.",
-        "",
+        "# Benchmark: npgbook NPG vs sb3-contrib TRPO and tianshou NPG and TRPO on CartPole-v1", "",
+        f"Run on {data['date']} (UTC) with `{data['command']}`.", "",
         "Machine and versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()) + ".",
         (f"Load average (1, 5, 15 min) when the run started: {data['load_average']}, when it ended: "
-        f"{data.get('load_average_end')}. One torch thread per run; runs interleaved seed by seed."),
-        "",
+         f"{data.get('load_average_end')}. One torch thread per run; runs interleaved seed by seed"
+         f"{'; ' + data['note'] if data.get('note') else ''}."), "",
         (f"Seeds {seeds[0]}-{seeds[-1]}, at most {budget:,} environment steps per run"
-        + (", each run stopped once solved" if data.get("stop_when_solved") else "")
-        + ". 'Solved' = the mean return of the last "
-        f"{WINDOW} finished training episodes reaches {THRESHOLD:.0f}; steps and seconds are counted from building "
-        "the environment and the model. Evaluation: the final policy's most probable action on "
-        f"{EVAL_EPISODES} fresh episodes (same evaluator for both)."),
-        "",
+         + (", each run stopped once solved" if data.get("stop_when_solved") else "")
+         + f". 'Solved' = the mean return of the last {A.WINDOW} finished training episodes reaches "
+         f"{THRESHOLD:.0f}; steps and seconds are counted from before the environment and the model are "
+         f"built. Evaluation: the final policy's most probable action on {A.EVAL_EPISODES} fresh episodes "
+         "(the same evaluator for all)."), "",
         ("| algorithm | solved within budget | steps to 475: median [IQR] | seconds to 475: median [IQR] | "
-        "mean final eval return | seconds per 1,000 env steps (median) |"),
-        "|---|---|---|---|---|---|",
+         "IQM seconds to 475 [95% CI] | mean final eval return | seconds per 1,000 env steps (median) |"),
+        "|---|---|---|---|---|---|---|",
     ]
-    medians = {}
-    for name, per_seed in runs.items():
-        steps = median_or_none([r["steps_to_475"] for r in per_seed])
-        secs = median_or_none([r["seconds_to_475"] for r in per_seed])
-        medians[name] = (steps, secs)
-        solved = sum(r["solved"] for r in per_seed)
-        evals = [r["eval_return"] for r in per_seed]
-        q_steps, q_secs = quartiles([r["steps_to_475"] for r in per_seed]), quartiles([r["seconds_to_475"] for r in per_seed])
+    for name, rs in runs.items():
+        st, se = [s for s, _ in reached[name]], [t for _, t in reached[name]]
+        qs, qt = A.quartiles_inf(st), A.quartiles_inf(se)
+        iqm = "-" if None in se else "{:.2f} [{:.2f}, {:.2f}]".format(*A.iqm_ci(se))
+        evals = [r["eval_return"] for r in rs]
+        spk = np.median([1000 * r["total_seconds"] / r["total_steps"] for r in rs])
         lines.append(
-            f"| {name} | {solved}/{len(per_seed)} | {'-' if steps is None else f'{steps:,.0f}'} "
-            f"[{q_steps[0]:,.0f}-{q_steps[1]:,.0f}] | "
-            f"{'-' if secs is None else f'{secs:.2f}'} [{q_secs[0]:.2f}-{q_secs[1]:.2f}] | "
-            f"{np.mean(evals):.1f} (min {min(evals):.0f}) | "
-            f"{statistics.median(1000 * r['total_seconds'] / r['total_steps'] for r in per_seed):.3f} |"
-        )
-    (npg_steps, npg_secs), (trpo_steps, trpo_secs) = medians["npgbook NPG"], medians["sb3-contrib TRPO"]
-    lines += ["", "Ratios of medians (sb3-contrib TRPO / npgbook NPG):"]
-    if None not in (npg_secs, trpo_secs, npg_steps, trpo_steps):
-        lines.append(f"wall seconds to 475: **{trpo_secs / npg_secs:.1f}x**; env steps to 475: {trpo_steps / npg_steps:.2f}x.")
-    else:
-        lines.append("not defined: a median run did not reach 475.")
-    lines += ["", "Per seed (steps to 475 / seconds to 475 / final eval return):", ""]
-    lines.append("| seed | " + " | ".join(runs) + " |")
-    lines.append("|---|" + "---|" * len(runs))
+            f"| {name} | {sum(s is not None for s in st)}/{len(rs)} | {A.fmt(A.median_inf(st))} "
+            f"[{A.fmt(qs[0])}-{A.fmt(qs[1])}] | {A.fmt(A.median_inf(se), '.2f')} "
+            f"[{A.fmt(qt[0], '.2f')}-{A.fmt(qt[1], '.2f')}] | {iqm} | {np.mean(evals):.1f} (min {min(evals):.0f}) "
+            f"| {spk:.3f} |")
+    base = "npgbook NPG"
+    lines += ["", f"Wall seconds to 475, peer / {base}: ratio of the medians, and the smallest and largest "
+              "ratio of the same seed's two runs (a seed the peer did not solve counts as +inf):", "",
+              "| peer | ratio of medians (seconds) | per seed: min - max | ratio of medians (steps) |",
+              "|---|---|---|---|"]
+    b_st, b_se = [s for s, _ in reached[base]], [t for _, t in reached[base]]
+    for name in runs:
+        if name == base:
+            continue
+        st, se = [s for s, _ in reached[name]], [t for _, t in reached[name]]
+        ms, mb = A.median_inf(se), A.median_inf(b_se)
+        per = [(np.inf if p is None else p) / (np.inf if b is None else b) for p, b in zip(se, b_se)]
+        steps_ratio = A.median_inf(st) / A.median_inf(b_st)
+        lines.append(f"| {name} | **{A.fmt(ms / mb, '.1f')}x** | {A.fmt(min(per), '.1f')}x - "
+                     f"{A.fmt(max(per), '.1f')}x | {A.fmt(steps_ratio, '.2f')}x |")
+    bad = [(n, r["seed"]) for n, rs in runs.items() for r in rs if not r.get("finite_params", True)]
+    lines += ["", f"Runs with non-finite parameters: {bad or 'none'}. Skipped npgbook updates: "
+              f"{sum(r.get('skipped_updates', 0) for r in runs[base])}.", ""]
+    lines += ["Per seed (steps to 475 / seconds to 475 / final eval return):", "",
+              "| seed | " + " | ".join(runs) + " |", "|---|" + "---|" * len(runs)]
     for k, seed in enumerate(seeds):
         cells = []
-        for per_seed in runs.values():
-            r = per_seed[k]
-            if r["solved"]:
-                cells.append(f"{r['steps_to_475']:,} / {r['seconds_to_475']:.2f} s / {r['eval_return']:.0f}")
-            else:
-                cells.append(f"not solved / - / {r['eval_return']:.0f}")
+        for name, rs in runs.items():
+            s, t = reached[name][k]
+            cells.append(f"{A.fmt(s)} / {A.fmt(t, '.2f')} s / {rs[k]['eval_return']:.0f}" if s is not None
+                         else f"not solved / - / {rs[k]['eval_return']:.0f}")
         lines.append(f"| {seed} | " + " | ".join(cells) + " |")
-    lines += ["", "npgbook NPG configuration: `" + json.dumps(data["npg_config"]) + "`", ""]
-    lines += ["sb3-contrib TRPO: `MlpPolicy`, n_envs " + str(ZOO_N_ENVS) + ", `" + json.dumps(ZOO_TRPO) + "` (RL Zoo)", ""]
+    lines += ["", "npgbook NPG configuration: `"
+              + json.dumps({k: v for k, v in data["npg_config"].items() if k not in ("seed", "total_steps")}) + "`", "",
+              f"sb3-contrib TRPO: `MlpPolicy`, n_envs {ZOO_N_ENVS}, `{json.dumps(ZOO_TRPO)}` (RL Zoo)", ""]
+    for algo in ("npg", "trpo"):
+        lines += [f"tianshou {algo.upper()}: `{json.dumps(TIANSHOU[algo])}` (step chosen by "
+                  "`tune_tianshou_cartpole.py`, see `results/tune_tianshou_cartpole.md`)", ""]
     return "\n".join(lines)
 
 
@@ -234,6 +171,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0-9", help="seed range, e.g. 0-9")
     parser.add_argument("--budget", type=int, default=200_000, help="environment steps per run")
+    parser.add_argument("--agents", default=",".join(RUNNERS), help="comma-separated agent names")
+    parser.add_argument("--note", default="", help="a remark on the conditions, copied into the report")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_cartpole.json")
     parser.add_argument("--report", type=Path, default=HERE / "cartpole_report.md")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the saved results")
@@ -244,32 +183,34 @@ def main() -> None:
     if args.report_only:
         args.report.write_text(report(json.loads(args.out.read_text())))
         return
-    first, last = (int(x) for x in args.seeds.split("-"))
-    seeds = list(range(first, last + 1))
+    names, seeds = A.parse_command_line(args.agents, args.seeds, RUNNERS)
     torch.set_num_threads(1)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    warm_up()
-    runs: dict[str, list[dict]] = {name: [] for name in RUNNERS}
+    load = [round(x, 2) for x in os.getloadavg()]
+    warm_up(names)
+    runs: dict[str, list[dict]] = {name: [] for name in names}
     for seed in seeds:
-        for name, runner in RUNNERS.items():
-            result = runner(seed, args.budget)
+        for name in names:
+            result = RUNNERS[name](seed, args.budget)
             runs[name].append({"seed": seed, **result})
-            print(f"seed {seed} {name}: {json.dumps(result)}", flush=True)
+            brief = {k: v for k, v in result.items() if not isinstance(v, list)}
+            print(f"seed {seed} {name}: {json.dumps(brief)}", flush=True)
     data = {
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "command": "python benchmarks/bench_cartpole.py --seeds " + args.seeds + f" --budget {args.budget}"
+        "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "command": f"python benchmarks/bench_cartpole.py --seeds {args.seeds} --budget {args.budget}"
+        + (f" --agents '{args.agents}'" if args.agents != ",".join(RUNNERS) else "")
         + (" --full-budget" if args.full_budget else ""),
+        "note": args.note,
         "stop_when_solved": STOP_WHEN_SOLVED,
-        "versions": versions(),
-        "load_average": None if load is None else [round(x, 2) for x in load],
-        "load_average_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "versions": A.versions(("stable-baselines3", "sb3-contrib", "tianshou")),
+        "load_average": load,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "budget": args.budget,
         "seeds": seeds,
         "npg_config": asdict(NPG_CONFIG),
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=1) + "\n")
+    args.out.write_text(json.dumps(data) + "\n")
     args.report.write_text(report(data))
     print(report(data))
 
