@@ -62,7 +62,9 @@ def probe_states(n_angles: int = 16, speeds: Sequence[float] = (-4.0, -2.0, 0.0,
 def gaussian_kl_parts(
     mean_old: np.ndarray, mean_new: np.ndarray, log_std_old: np.ndarray, log_std_new: np.ndarray
 ) -> tuple[float, float]:
-    r"""The mean part and the spread part of :math:`D_{KL}(\mathcal N(\mu_k,\sigma_k^2)\|\mathcal N(\mu_{k+1},\sigma_{k+1}^2))`.
+    r"""The mean part and the spread part of the KL between two Gaussian policies.
+
+    The KL is :math:`D_{KL}(\mathcal N(\mu_k,\sigma_k^2)\|\mathcal N(\mu_{k+1},\sigma_{k+1}^2))`.
 
     Averaged over the rows (states) of ``mean_old``/``mean_new`` (shape ``(M, m)``) and summed
     over the ``m`` action dimensions; ``log_std_*`` have shape ``(m,)``. Their sum is the KL.
@@ -159,7 +161,9 @@ def run_seed(config: TrainConfig, seed: int, probe: np.ndarray | None = None) ->
             mu_old = _probe_mean(trainer, theta_old, probe, frozen)
             mu_new = _probe_mean(trainer, theta_new, probe, frozen)
             states = seen["states"]
-            batch_delta = _probe_mean(trainer, theta_new, states, frozen) - _probe_mean(trainer, theta_old, states, frozen)
+            batch_delta = _probe_mean(trainer, theta_new, states, frozen) - _probe_mean(
+                trainer, theta_old, states, frozen
+            )
             ls_old = theta_old[k:].double().numpy()
             ls_new = theta_new[k:].double().numpy()
             kl_mean, kl_spread = gaussian_kl_parts(mu_old, mu_new, ls_old, ls_new)
