@@ -2,7 +2,7 @@
 
 Each notebook listed in ``_toc.yml`` is executed in a fresh kernel (as nbval and Colab run it),
 ``repeats`` times, in turn; the page ``book/execution_times.md`` lists the median wall time of
-each against its budget (60 s; 90 s for the training sections 5.8, 5.10 and 7.1), with the machine, the date
+each against its budget (60 s; 90 s for the training sections 5.9, 5.10 and 7.1), with the machine, the date
 and the load average, so a reader knows what "fast" was measured on.
 
     python benchmarks/chapter_times.py            # 1 run per chapter

@@ -1,4 +1,4 @@
-"""npgbook.experiments.algorithm1 (section 5.8): the frozen-batch step statistics against dense
+"""npgbook.experiments.algorithm1 (section 5.9): the frozen-batch step statistics against dense
 linear algebra (the Fisher matrix built by :func:`npgbook.fisher_score_outer` and solved by
 ``torch.linalg.solve``) and against the categorical KL written out from the softmax."""
 

@@ -1,4 +1,4 @@
-"""Counterfactual tests of section 5.8's claim (npgbook.claims.ch05b_algorithm1_cartpole).
+"""Counterfactual tests of section 5.9's claim (npgbook.claims.ch05b_algorithm1_cartpole).
 
 ``test_counterfactual_algorithm1_cartpole`` asserts the verdict with the book's inputs and
 shows that a trainer whose updates are all rejected, or whose step is scaled for the wrong

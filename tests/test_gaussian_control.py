@@ -1,4 +1,4 @@
-"""Tests of npgbook.experiments.gaussian_control (section 5.9) against things it does not compute."""
+"""Tests of npgbook.experiments.gaussian_control (section 5.10) against things it does not compute."""
 
 import math
 

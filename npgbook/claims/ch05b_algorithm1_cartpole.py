@@ -1,4 +1,4 @@
-"""The claims checked in section 5.8 (§5: Algorithm 1 on CartPole)."""
+"""The claims checked in section 5.9 (§5: Algorithm 1 on CartPole)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ RUN = rl.TrainConfig(
     total_steps=3 * 1024 + 1,
     value_minibatch=512,
 )
-"""The short runs of the check: the library defaults with chapter 5.8's
+"""The short runs of the check: the library defaults with section 5.9's
 speed setting (value minibatches of 512).
 
 With 8 x 128 slots per batch and about 45 autoreset slots each while episodes are short,

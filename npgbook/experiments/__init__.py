@@ -19,9 +19,9 @@
   locality and cost experiments (§4);
 * :mod:`npgbook.experiments.exact_natural` -- chapter 5's natural step on exact problems: budget,
   realized KL, invariance, plateaus and peaks (§5-§6);
-* :mod:`npgbook.experiments.algorithm1` -- section 5.8's look inside one update of Algorithm 1 on
+* :mod:`npgbook.experiments.algorithm1` -- section 5.9's look inside one update of Algorithm 1 on
   frozen batches of trained CartPole policies: damping and CG iterations (§5);
-* :mod:`npgbook.experiments.gaussian_control` -- section 5.9's Gaussian policy on Pendulum-v1:
+* :mod:`npgbook.experiments.gaussian_control` -- section 5.10's Gaussian policy on Pendulum-v1:
   sigma, realized KL and the change of the mean action, update by update (§5).
 
 Each builds on the core library and on :mod:`npgbook.problems`; nothing in the core imports them.

@@ -1,4 +1,4 @@
-r"""Section 5.8's look inside one update of Algorithm 1 on CartPole: a frozen batch, many steps.
+r"""Section 5.9's look inside one update of Algorithm 1 on CartPole: a frozen batch, many steps.
 
 Training runs in float32 and is chaotic, so a single update says little. Here one batch is
 collected with a fixed policy (the initial one, or a trained one) and frozen; on it, in float64,

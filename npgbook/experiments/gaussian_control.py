@@ -1,4 +1,4 @@
-r"""Section 5.9: Algorithm 1 with the note's Gaussian policy on Pendulum-v1, update by update.
+r"""Section 5.10: Algorithm 1 with the note's Gaussian policy on Pendulum-v1, update by update.
 
 The policy is :class:`~npgbook.policies.MLPGaussianPolicy`,
 :math:`\pi_\theta(\cdot\mid s) = \mathcal N(\mu_w(s), \sigma^2)` with a state-independent
@@ -38,7 +38,7 @@ import torch
 from .._checks import require_int
 from ..rl import TrainConfig, Trainer
 
-#: Section 5.9's run: gamma 0.9 as in the RL Zoo's Pendulum-v1 settings, 2,048 steps an update.
+#: Section 5.10's run: gamma 0.9 as in the RL Zoo's Pendulum-v1 settings, 2,048 steps an update.
 PENDULUM_CONFIG = TrainConfig(
     algo="npg", env_id="Pendulum-v1", gamma=0.9, total_steps=60_000, num_envs=8, steps_per_env=256
 )
